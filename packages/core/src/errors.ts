@@ -1,0 +1,98 @@
+/**
+ * Every failure ssokit reports to a caller is an `SsoError` with a stable `code`.
+ * Messages are fixed sentences: they never contain a token, a cookie or a secret.
+ * Each code has a section in docs/errors.md.
+ */
+
+/** The closed set of error codes, with the HTTP status each one maps to. */
+export const ERROR_STATUS = {
+  /** No credentials in the request. 401, `WWW-Authenticate: Bearer realm=".."` without `error`. */
+  token_missing: 401,
+  /** Bad signature, malformed, wrong type, wrong issuer: 401 `invalid_token`. */
+  token_invalid: 401,
+  /** `exp` in the past (beyond the clock tolerance) or `nbf`/`iat` in the future: 401 `invalid_token`. */
+  token_expired: 401,
+  /** `aud` does not name this client: 401 `invalid_token`. */
+  audience_mismatch: 401,
+  /** Malformed credentials: two of them, broken `Authorization` syntax: 400 `invalid_request`. */
+  invalid_request: 400,
+  /** Authenticated, but a required role is missing: 403 `insufficient_scope`. */
+  role_required: 403,
+  /** Keys or metadata cannot be obtained from the provider: 503 with `Retry-After`. */
+  provider_unavailable: 503,
+  /** The session store cannot be reached: 503 with `Retry-After`. Never treated as logged out. */
+  session_store_unavailable: 503,
+  /** No valid browser session (and no bearer token): 401, or a redirect to login for navigations. */
+  session_missing: 401,
+  /** A login callback failed validation (state, PKCE, nonce, ID token, provider error): 400. */
+  login_failed: 400,
+  /** Too many failed logins from one browser in a row: 429, an error page instead of a loop. */
+  login_loop: 429,
+  /** A back-channel logout token failed validation: 400. */
+  logout_token_invalid: 400,
+} as const satisfies Record<string, number>
+
+export type SsoErrorCode = keyof typeof ERROR_STATUS
+
+/** The RFC 6750 `error` attribute for a code, if it has one. */
+export type BearerErrorAttribute = 'invalid_token' | 'invalid_request' | 'insufficient_scope'
+
+const BEARER_ERROR: Partial<Record<SsoErrorCode, BearerErrorAttribute>> = {
+  token_invalid: 'invalid_token',
+  token_expired: 'invalid_token',
+  audience_mismatch: 'invalid_token',
+  invalid_request: 'invalid_request',
+  role_required: 'insufficient_scope',
+}
+
+export interface SsoErrorOptions {
+  /** The lower-level error, kept for logs; never shown to the client. */
+  cause?: unknown
+  /** The claim at fault, when one is (`exp`, `aud`, `iss`, `typ`, ...). */
+  claim?: string
+  /** Seconds after which a retry may succeed (503 answers). */
+  retryAfter?: number
+  /** Roles that were required, for `role_required`. */
+  requiredRoles?: readonly string[]
+}
+
+export class SsoError extends Error {
+  override readonly name: string = 'SsoError'
+  readonly code: SsoErrorCode
+  readonly status: number
+  readonly claim: string | undefined
+  readonly retryAfter: number | undefined
+  readonly requiredRoles: readonly string[] | undefined
+
+  constructor(code: SsoErrorCode, message: string, options: SsoErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    this.status = ERROR_STATUS[code]
+    this.claim = options.claim
+    this.retryAfter = options.retryAfter
+    this.requiredRoles = options.requiredRoles
+  }
+
+  /** The RFC 6750 `error` attribute for `WWW-Authenticate`, if this code has one. */
+  get bearerError(): BearerErrorAttribute | undefined {
+    return BEARER_ERROR[this.code]
+  }
+}
+
+export function isSsoError(value: unknown): value is SsoError {
+  return value instanceof SsoError
+}
+
+/** A caller mistake found when options are checked: thrown at construction, never on a request. */
+export class SsoTypeError extends TypeError {
+  override readonly name: string = 'TypeError'
+  readonly code: 'ERR_INVALID_ARG_VALUE' | 'ERR_INVALID_ARG_TYPE' | 'ERR_MISSING_OPTION'
+
+  constructor(
+    message: string,
+    code: 'ERR_INVALID_ARG_VALUE' | 'ERR_INVALID_ARG_TYPE' | 'ERR_MISSING_OPTION' = 'ERR_INVALID_ARG_VALUE',
+  ) {
+    super(message)
+    this.code = code
+  }
+}

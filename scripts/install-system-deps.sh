@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite drives for real, or says how to.
+set -euo pipefail
+# binary:package pairs
+needed=(
+  "/usr/bin/chromium:chromium"
+  "/usr/bin/redis-server:redis-server"
+)
+missing=()
+for pair in "${needed[@]}"; do
+  bin=${pair%%:*}
+  pkg=${pair#*:}
+  [ -x "$bin" ] || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  echo "Installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  $cmd
+else
+  echo "The test suite needs these Debian packages: ${missing[*]}" >&2
+  echo "Install them with: sudo $cmd" >&2
+  exit 1
+fi
