@@ -1,0 +1,226 @@
+import type { ConnectionOptions as TlsOptions } from 'node:tls'
+import { Cluster, Redis } from 'ioredis'
+import type { ClusterOptions, RedisOptions } from 'ioredis'
+import { SsoTypeError } from '@ssokit/core'
+
+/** ioredis options without `replyMapping`, which its constructors type apart (the default, RESP2 replies, is used). */
+type ClientOptions = Omit<RedisOptions, 'replyMapping'>
+
+export interface RedisNode {
+  readonly host: string
+  readonly port: number
+}
+
+/**
+ * Where the sessions live. Give exactly one of `client`, `url`, `host`/`port`, `sentinels`
+ * (with `name`) or `cluster`.
+ */
+export interface RedisSessionStoreOptions {
+  /**
+   * A client you created and manage: the store never closes it. Make sure it does not queue
+   * commands forever while disconnected; the store bounds each command by `commandTimeout` anyway.
+   */
+  readonly client?: Redis | Cluster
+  /** `redis://[user:password@]host[:port][/db]` or `rediss://...` for TLS. */
+  readonly url?: string
+  /** Standalone server host. Default `127.0.0.1` when only `port` is given. */
+  readonly host?: string
+  /** Standalone server port. Default 6379. */
+  readonly port?: number
+  /** Sentinel nodes; the master is found by `name`. */
+  readonly sentinels?: readonly RedisNode[]
+  /** The Sentinel master group name. */
+  readonly name?: string
+  /** Cluster seed nodes. */
+  readonly cluster?: readonly RedisNode[]
+  readonly username?: string
+  readonly password?: string
+  /** Password of the Sentinel nodes themselves, when they require one. */
+  readonly sentinelPassword?: string
+  /** Database index (standalone and Sentinel only). */
+  readonly db?: number
+  /** TLS for `host`, `sentinels` and `cluster` connections (`rediss://` URLs imply it). */
+  readonly tls?: boolean | TlsOptions
+  /** Prefix of every key the store writes. Default `ssokit:`. */
+  readonly keyPrefix?: string
+  /** Longest wait for one command, in milliseconds, before answering "unavailable". Default 1000. */
+  readonly commandTimeout?: number
+  /** Longest wait for a connection, in milliseconds. Default 1000. */
+  readonly connectTimeout?: number
+}
+
+export interface ResolvedOptions {
+  readonly keyPrefix: string
+  readonly commandTimeout: number
+  readonly connectTimeout: number
+}
+
+export const DEFAULT_KEY_PREFIX = 'ssokit:'
+const DEFAULT_TIMEOUT_MS = 1000
+const MAX_RECONNECT_DELAY_MS = 2000
+
+/** Reconnects quickly at first, then every two seconds, for as long as the store is open. */
+export function reconnectDelay(attempt: number): number {
+  return Math.min(100 * 2 ** Math.min(Math.max(attempt - 1, 0), 5), MAX_RECONNECT_DELAY_MS)
+}
+
+function fail(message: string, code?: 'ERR_INVALID_ARG_TYPE' | 'ERR_MISSING_OPTION'): never {
+  throw new SsoTypeError(message, code)
+}
+
+function timeout(name: string, value: number | undefined): number {
+  if (value === undefined) return DEFAULT_TIMEOUT_MS
+  if (!Number.isSafeInteger(value) || value < 1)
+    fail(`${name} must be a positive integer of milliseconds`)
+  return value
+}
+
+function port(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) {
+    fail(`${name} must be a port number between 1 and 65535`)
+  }
+  return value
+}
+
+function nodes(name: string, value: readonly RedisNode[]): RedisNode[] {
+  const given: unknown = value
+  if (!Array.isArray(given) || value.length === 0)
+    fail(`${name} must be a non-empty array of { host, port }`)
+  return value.map((node, i) => {
+    if (typeof node.host !== 'string' || node.host === '')
+      fail(`${name}[${i}].host must be a non-empty string`)
+    return { host: node.host, port: port(`${name}[${i}].port`, node.port) }
+  })
+}
+
+export function resolveOptions(options: RedisSessionStoreOptions): ResolvedOptions {
+  if (typeof options !== 'object') fail('options must be an object', 'ERR_INVALID_ARG_TYPE')
+  const keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX
+  if (typeof keyPrefix !== 'string' || keyPrefix === '')
+    fail('keyPrefix must be a non-empty string')
+  const ways = [
+    options.client !== undefined,
+    options.url !== undefined,
+    options.host !== undefined || options.port !== undefined,
+    options.sentinels !== undefined,
+    options.cluster !== undefined,
+  ].filter(Boolean).length
+  if (ways === 0)
+    fail('one of client, url, host/port, sentinels or cluster is required', 'ERR_MISSING_OPTION')
+  if (ways > 1) fail('give only one of client, url, host/port, sentinels or cluster')
+  if (options.name !== undefined && options.sentinels === undefined)
+    fail('name is only used with sentinels')
+  if (options.db !== undefined && (!Number.isSafeInteger(options.db) || options.db < 0)) {
+    fail('db must be a non-negative integer')
+  }
+  return Object.freeze({
+    keyPrefix,
+    commandTimeout: timeout('commandTimeout', options.commandTimeout),
+    connectTimeout: timeout('connectTimeout', options.connectTimeout),
+  })
+}
+
+/**
+ * The settings that make a stopped Redis answer quickly instead of hanging requests: commands are
+ * not retried on reconnection (the caller answers 503 and the browser retries) and every command
+ * and connection attempt is bounded.
+ */
+function failFastOptions(resolved: ResolvedOptions): ClientOptions {
+  return {
+    commandTimeout: resolved.commandTimeout,
+    connectTimeout: resolved.connectTimeout,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    retryStrategy: reconnectDelay,
+  }
+}
+
+function credentials(options: RedisSessionStoreOptions): ClientOptions {
+  const out: ClientOptions = {}
+  if (options.username !== undefined) out.username = options.username
+  if (options.password !== undefined) out.password = options.password
+  if (options.db !== undefined) out.db = options.db
+  if (options.tls === true) out.tls = {}
+  else if (typeof options.tls === 'object') out.tls = { ...options.tls }
+  return out
+}
+
+/** Creates the client described by the options (never called when a client is given). */
+export function createClient(
+  options: RedisSessionStoreOptions,
+  resolved: ResolvedOptions,
+): Redis | Cluster {
+  const base = { ...credentials(options), ...failFastOptions(resolved) }
+  if (options.url !== undefined) {
+    let url: URL
+    try {
+      url = new URL(options.url)
+    } catch {
+      fail('url must be a redis:// or rediss:// URL')
+    }
+    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:')
+      fail('url must be a redis:// or rediss:// URL')
+    return new Redis(options.url, base)
+  }
+  if (options.sentinels !== undefined) {
+    if (typeof options.name !== 'string' || options.name === '') {
+      fail('name (the Sentinel master group) is required with sentinels', 'ERR_MISSING_OPTION')
+    }
+    const sentinelOptions: ClientOptions = {
+      ...base,
+      sentinels: nodes('sentinels', options.sentinels),
+      name: options.name,
+      sentinelRetryStrategy: reconnectDelay,
+    }
+    if (options.sentinelPassword !== undefined)
+      sentinelOptions.sentinelPassword = options.sentinelPassword
+    if (base.tls !== undefined) sentinelOptions.enableTLSForSentinelMode = true
+    return new Redis(sentinelOptions)
+  }
+  if (options.cluster !== undefined) {
+    if (options.db !== undefined) fail('db cannot be used with cluster')
+    // Cluster reconnects through clusterRetryStrategy; per-node retryStrategy is not allowed there.
+    const redisOptions = { ...base }
+    delete redisOptions.retryStrategy
+    const clusterOptions: Omit<ClusterOptions, 'redisOptions'> & {
+      redisOptions: typeof redisOptions
+    } = {
+      clusterRetryStrategy: reconnectDelay,
+      enableOfflineQueue: true,
+      redisOptions,
+    }
+    return new Cluster(nodes('cluster', options.cluster), clusterOptions)
+  }
+  return new Redis({
+    ...base,
+    host: options.host ?? '127.0.0.1',
+    port: options.port === undefined ? 6379 : port('port', options.port),
+  })
+}
+
+/**
+ * Options from environment variables: `SSOKIT_REDIS_URL`, or tsgauth's `OIDC_SESSION_STORE_HOST`
+ * and `OIDC_SESSION_STORE_PORT`; `SSOKIT_REDIS_KEY_PREFIX` optionally. Resolves to `undefined`
+ * when none is set.
+ */
+export function optionsFromEnv(
+  env: Readonly<Record<string, string | undefined>>,
+): RedisSessionStoreOptions | undefined {
+  const keyPrefix =
+    env.SSOKIT_REDIS_KEY_PREFIX === undefined ? {} : { keyPrefix: env.SSOKIT_REDIS_KEY_PREFIX }
+  const url = env.SSOKIT_REDIS_URL
+  if (url !== undefined && url !== '') return { url, ...keyPrefix }
+  const host = env.OIDC_SESSION_STORE_HOST
+  const portText = env.OIDC_SESSION_STORE_PORT
+  if ((host === undefined || host === '') && (portText === undefined || portText === ''))
+    return undefined
+  const out: { host: string; port?: number; keyPrefix?: string } = {
+    host: host || '127.0.0.1',
+    ...keyPrefix,
+  }
+  if (portText !== undefined && portText !== '') {
+    if (!/^\d{1,5}$/.test(portText)) fail('OIDC_SESSION_STORE_PORT must be a port number')
+    out.port = port('OIDC_SESSION_STORE_PORT', Number(portText))
+  }
+  return out
+}

@@ -1,0 +1,34 @@
+/**
+ * Lua scripts, each touching a single key so they run unchanged on Redis Cluster.
+ */
+
+/**
+ * Adds an id to an index set and stretches the set's TTL to cover the new session, never
+ * shortening it (`EXPIRE .. GT` cannot do this: it treats a key without TTL as infinite).
+ * KEYS[1] index, ARGV[1] session id, ARGV[2] TTL in ms. Returns the set's size.
+ */
+export const INDEX_ADD = `
+redis.call('SADD', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return redis.call('SCARD', KEYS[1])
+`
+
+/**
+ * Deletes a session only if it still belongs to the subject or sid an index listed it under, so a
+ * stale index entry can never remove a session that has since been replaced.
+ * KEYS[1] session, ARGV[1] field (`sub` or `sid`), ARGV[2] expected value. Returns 1 if deleted.
+ */
+export const DELETE_IF_OWNED = `
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local ok, s = pcall(cjson.decode, v)
+if ok and type(s) == 'table' and s[ARGV[1]] == ARGV[2] then return redis.call('DEL', KEYS[1]) end
+return 0
+`
+
+/** Frees a lock only for the holder of its token. KEYS[1] lock, ARGV[1] token. */
+export const RELEASE_LOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`

@@ -1,0 +1,300 @@
+import { randomUUID } from 'node:crypto'
+import type { Cluster, Redis } from 'ioredis'
+import { SsoError, SsoTypeError } from '@ssokit/core'
+import type { ReleaseLock, SessionStore, StoredSession } from '@ssokit/core'
+import { createClient, optionsFromEnv, resolveOptions } from './options.js'
+import type { RedisSessionStoreOptions, ResolvedOptions } from './options.js'
+import { DELETE_IF_OWNED, INDEX_ADD, RELEASE_LOCK } from './scripts.js'
+
+/** Past this many ids, an index set is cleaned of ids whose sessions have expired. */
+const INDEX_PRUNE_THRESHOLD = 64
+/** Seconds a client should wait before retrying after the store failed. */
+const RETRY_AFTER_SECONDS = 5
+const FORMAT_VERSION = 1
+
+interface Stored {
+  readonly v: number
+  readonly sub: string
+  readonly sid: string | null
+  readonly data: string
+}
+
+function encode(session: StoredSession): string {
+  const record: Stored = {
+    v: FORMAT_VERSION,
+    sub: session.subject,
+    sid: session.sid ?? null,
+    data: session.data,
+  }
+  return JSON.stringify(record)
+}
+
+/** A record this version cannot read (corrupt, or written by a newer format) means "no session". */
+function decode(raw: string | null): StoredSession | undefined {
+  if (raw === null) return undefined
+  let value: unknown
+  try {
+    value = JSON.parse(raw)
+  } catch {
+    return undefined
+  }
+  if (typeof value !== 'object' || value === null) return undefined
+  const r = value as Partial<Stored>
+  if (r.v !== FORMAT_VERSION || typeof r.sub !== 'string' || typeof r.data !== 'string')
+    return undefined
+  if (r.sid !== null && typeof r.sid !== 'string') return undefined
+  return { subject: r.sub, sid: r.sid ?? undefined, data: r.data }
+}
+
+function ttlMs(ttlSeconds: number): number {
+  if (typeof ttlSeconds !== 'number' || !Number.isFinite(ttlSeconds) || ttlSeconds <= 0) {
+    throw new SsoTypeError('ttlSeconds must be a positive finite number')
+  }
+  return Math.ceil(ttlSeconds * 1000)
+}
+
+function checkSession(session: StoredSession): void {
+  if (
+    typeof session !== 'object' ||
+    typeof session.subject !== 'string' ||
+    typeof session.data !== 'string' ||
+    (session.sid !== undefined && typeof session.sid !== 'string')
+  ) {
+    throw new SsoTypeError(
+      'session must be { subject: string, sid: string | undefined, data: string }',
+    )
+  }
+}
+
+function unavailable(cause: unknown): SsoError {
+  return new SsoError('session_store_unavailable', 'The session store cannot be reached.', {
+    cause,
+    retryAfter: RETRY_AFTER_SECONDS,
+  })
+}
+
+/**
+ * Sessions in Redis (standalone, Sentinel or Cluster) through ioredis, shared by every instance
+ * of the application and kept across restarts.
+ *
+ * Keys (after `keyPrefix`): `s:<id>` the session, `sub:<subject>` and `sid:<sid>` index sets,
+ * `lock:<name>` locks. Every key carries a TTL, so an eviction policy of `volatile-*` or
+ * `allkeys-*` only ever drops sessions early (the user logs in again), never corrupts them. Every
+ * command touches one key, so nothing depends on keys sharing a Cluster slot. Needs Redis 6.2+.
+ *
+ * Fails closed: when Redis is down, slow or erroring, every method rejects with
+ * `SsoError('session_store_unavailable')` within about `commandTimeout`, while a missing session
+ * still resolves `undefined`. The connection it created comes back by itself when Redis does.
+ */
+export class RedisSessionStore implements SessionStore {
+  readonly #client: Redis | Cluster
+  readonly #owned: boolean
+  readonly #options: ResolvedOptions
+  #lastError: unknown
+  #closed: Promise<void> | undefined
+
+  constructor(options: RedisSessionStoreOptions) {
+    this.#options = resolveOptions(options)
+    if (options.client !== undefined) {
+      this.#client = options.client
+      this.#owned = false
+    } else {
+      this.#client = createClient(options, this.#options)
+      this.#owned = true
+      // Without a listener ioredis reports every failed reconnection attempt on the console;
+      // the failures reach callers as rejected operations instead.
+      this.#client.on('error', (error: unknown) => {
+        this.#lastError = error
+      })
+    }
+  }
+
+  /**
+   * A store from environment variables (`SSOKIT_REDIS_URL`, or `OIDC_SESSION_STORE_HOST` and
+   * `OIDC_SESSION_STORE_PORT`), or `undefined` when none of them is set.
+   */
+  static fromEnv(
+    env: Readonly<Record<string, string | undefined>>,
+    options: Omit<
+      RedisSessionStoreOptions,
+      'client' | 'url' | 'host' | 'port' | 'sentinels' | 'name' | 'cluster'
+    > = {},
+  ): RedisSessionStore | undefined {
+    const fromEnv = optionsFromEnv(env)
+    return fromEnv === undefined ? undefined : new RedisSessionStore({ ...fromEnv, ...options })
+  }
+
+  /** The ioredis client, for health checks and metrics. */
+  get client(): Redis | Cluster {
+    return this.#client
+  }
+
+  /** The prefix of every key this store writes. */
+  get keyPrefix(): string {
+    return this.#options.keyPrefix
+  }
+
+  get(id: string): Promise<StoredSession | undefined> {
+    return this.#run(async () =>
+      decode(await this.#call(() => this.#client.get(this.#key('s', id)))),
+    )
+  }
+
+  set(id: string, session: StoredSession, ttlSeconds: number): Promise<void> {
+    return this.#run(async () => {
+      const ms = ttlMs(ttlSeconds)
+      checkSession(session)
+      // Index first: a session that exists is always reachable by back-channel logout, while an
+      // index entry left behind by a failed write points at nothing and is harmless.
+      await Promise.all([
+        this.#indexAdd('sub', session.subject, id, ms),
+        session.sid === undefined ? undefined : this.#indexAdd('sid', session.sid, id, ms),
+      ])
+      const previous = decode(
+        await this.#call(() =>
+          this.#client.set(this.#key('s', id), encode(session), 'PX', ms, 'GET'),
+        ),
+      )
+      if (previous) await this.#unindex(id, previous, session)
+    })
+  }
+
+  delete(id: string): Promise<void> {
+    return this.#run(async () => {
+      const previous = decode(await this.#call(() => this.#client.getdel(this.#key('s', id))))
+      if (previous) await this.#unindex(id, previous, undefined)
+    })
+  }
+
+  deleteBySubject(subject: string): Promise<number> {
+    return this.#run(() => this.#deleteIndexed('sub', subject))
+  }
+
+  deleteBySid(sid: string): Promise<number> {
+    return this.#run(() => this.#deleteIndexed('sid', sid))
+  }
+
+  lock(name: string, ttlSeconds: number): Promise<ReleaseLock | undefined> {
+    return this.#run(async () => {
+      const ms = ttlMs(ttlSeconds)
+      const key = this.#key('lock', name)
+      const token = randomUUID()
+      const taken = await this.#call(() => this.#client.set(key, token, 'PX', ms, 'NX'))
+      if (taken !== 'OK') return undefined
+      return () =>
+        this.#run(async () => {
+          await this.#call(() => this.#client.eval(RELEASE_LOCK, 1, key, token))
+        })
+    })
+  }
+
+  /** Closes the connection the store created; a client passed in is left open for its owner. */
+  close(): Promise<void> {
+    this.#closed ??= this.#owned ? this.#quit() : Promise.resolve()
+    return this.#closed
+  }
+
+  async #quit(): Promise<void> {
+    if (this.#client.status === 'ready') {
+      try {
+        await this.#call(() => this.#client.quit())
+        return
+      } catch {
+        // Fall through to a hard disconnect.
+      }
+    }
+    this.#client.disconnect()
+  }
+
+  #key(kind: 's' | 'sub' | 'sid' | 'lock', name: string): string {
+    return `${this.#options.keyPrefix}${kind}:${name}`
+  }
+
+  async #indexAdd(kind: 'sub' | 'sid', value: string, id: string, ms: number): Promise<void> {
+    const key = this.#key(kind, value)
+    const size = await this.#call(() => this.#client.eval(INDEX_ADD, 1, key, id, ms))
+    if (typeof size === 'number' && size > INDEX_PRUNE_THRESHOLD) await this.#prune(key, id)
+  }
+
+  /** Drops ids whose sessions are gone, so a subject who logs in often keeps a small index. */
+  async #prune(indexKey: string, keep: string): Promise<void> {
+    const ids = (await this.#call(() => this.#client.smembers(indexKey))).filter(
+      (id) => id !== keep,
+    )
+    const exists = await Promise.all(
+      ids.map((id) => this.#call(() => this.#client.exists(this.#key('s', id)))),
+    )
+    const gone = ids.filter((_, i) => exists[i] === 0)
+    if (gone.length > 0) await this.#call(() => this.#client.srem(indexKey, ...gone))
+  }
+
+  async #unindex(
+    id: string,
+    previous: StoredSession,
+    next: StoredSession | undefined,
+  ): Promise<void> {
+    const stale: Promise<number>[] = []
+    if (previous.subject !== next?.subject) {
+      stale.push(this.#call(() => this.#client.srem(this.#key('sub', previous.subject), id)))
+    }
+    const sid = previous.sid
+    if (sid !== undefined && sid !== next?.sid) {
+      stale.push(this.#call(() => this.#client.srem(this.#key('sid', sid), id)))
+    }
+    await Promise.all(stale)
+  }
+
+  async #deleteIndexed(kind: 'sub' | 'sid', value: string): Promise<number> {
+    const indexKey = this.#key(kind, value)
+    const ids = await this.#call(() => this.#client.smembers(indexKey))
+    if (ids.length === 0) return 0
+    const deleted = await Promise.all(
+      ids.map((id) =>
+        this.#call(() => this.#client.eval(DELETE_IF_OWNED, 1, this.#key('s', id), kind, value)),
+      ),
+    )
+    // Only the ids examined are removed: one added meanwhile by a concurrent login stays indexed.
+    await this.#call(() => this.#client.srem(indexKey, ...ids))
+    return deleted.reduce<number>((sum, n) => sum + (n === 1 ? 1 : 0), 0)
+  }
+
+  /** Translates every failure except caller misuse into `session_store_unavailable`. */
+  async #run<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation()
+    } catch (error) {
+      if (error instanceof SsoTypeError) throw error
+      throw unavailable(error)
+    }
+  }
+
+  /**
+   * Bounds one command. A connection known to be down fails at once rather than queueing, and a
+   * client passed in (whose own timeouts are unknown) still answers within `commandTimeout`.
+   */
+  #call<T>(send: () => Promise<T>): Promise<T> {
+    const status = this.#client.status
+    if (
+      status === 'reconnecting' ||
+      status === 'close' ||
+      status === 'end' ||
+      status === 'disconnecting'
+    ) {
+      return Promise.reject(
+        new Error(
+          `Redis connection is ${status}`,
+          this.#lastError === undefined ? undefined : { cause: this.#lastError },
+        ),
+      )
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new Error(`Redis command timed out after ${this.#options.commandTimeout} ms`))
+      }, this.#options.commandTimeout)
+    })
+    return Promise.race([send(), deadline]).finally(() => {
+      clearTimeout(timer)
+    })
+  }
+}

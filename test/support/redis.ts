@@ -1,0 +1,175 @@
+/**
+ * A real redis-server for tests, on 127.0.0.1 and a free port, with nothing written to disk.
+ *
+ * The server runs under a tiny shell watchdog that reads the test process's pipe: when the test
+ * process ends, however abruptly, the pipe closes and the watchdog stops the server, so no
+ * redis-server outlives the tests.
+ */
+import { spawn } from 'node:child_process'
+import type { ChildProcessWithoutNullStreams } from 'node:child_process'
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { createServer, connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { delimiter, join } from 'node:path'
+
+export interface RunningRedis {
+  readonly port: number
+  /** `redis://127.0.0.1:<port>` */
+  readonly url: string
+  /** Stops the server (its data is lost) and waits until it has exited; `restart` may follow. */
+  stop(): Promise<void>
+  /** Starts the server again on the same port, empty, and waits until it answers PING. */
+  restart(): Promise<void>
+}
+
+// Reads stdin (fd 3, as background jobs otherwise get /dev/null) until EOF, then stops the server.
+const WATCHDOG = `
+exec 3<&0
+"$0" "$@" </dev/null &
+pid=$!
+{ cat <&3 >/dev/null; kill "$pid" 2>/dev/null; } &
+wait "$pid"
+status=$?
+exit "$status"
+`
+
+function findRedisServer(): string {
+  const dirs = ['/usr/bin', '/usr/local/bin', ...(process.env.PATH ?? '').split(delimiter)]
+  for (const dir of dirs) {
+    if (dir === '') continue
+    const candidate = join(dir, 'redis-server')
+    try {
+      accessSync(candidate, constants.X_OK)
+      return candidate
+    } catch {
+      // keep looking
+    }
+  }
+  throw new Error('redis-server was not found: install it with `apt-get install redis-server`')
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', resolve)
+  })
+  const address = server.address()
+  await new Promise<void>((resolve) =>
+    server.close(() => {
+      resolve()
+    }),
+  )
+  if (address === null || typeof address === 'string') throw new Error('no free port')
+  return address.port
+}
+
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port })
+    let reply = ''
+    const done = (ok: boolean): void => {
+      socket.destroy()
+      resolve(ok)
+    }
+    socket.setTimeout(500, () => {
+      done(false)
+    })
+    socket.on('error', () => {
+      done(false)
+    })
+    socket.on('connect', () => socket.write('PING\r\n'))
+    socket.on('data', (chunk) => {
+      reply += chunk.toString()
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'))
+    })
+  })
+}
+
+const live = new Set<ChildProcessWithoutNullStreams>()
+const dirs = new Set<string>()
+// The watchdog would notice the pipe closing anyway; closing it here lets it stop the server in order.
+process.once('exit', () => {
+  for (const child of live) child.stdin.destroy()
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+})
+
+function exited(child: ChildProcessWithoutNullStreams): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) =>
+    child.once('exit', () => {
+      resolve()
+    }),
+  )
+}
+
+async function launch(
+  binary: string,
+  port: number,
+  dir: string,
+): Promise<ChildProcessWithoutNullStreams> {
+  mkdirSync(dir, { recursive: true })
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
+  const child = spawn(
+    '/bin/sh',
+    ['-c', WATCHDOG, binary, ...args, '--daemonize', 'no', '--dir', dir],
+    {
+      stdio: 'pipe',
+    },
+  )
+  live.add(child)
+  let output = ''
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  child.once('exit', () => live.delete(child))
+  for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null) break
+    // The log line proves the PONG comes from this server, not from another one that took the port.
+    if (output.includes('Ready to accept connections') && (await ping(port))) return child
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  child.stdin.end()
+  await exited(child)
+  throw new Error(`redis-server did not start on port ${port}:\n${output.slice(-2000)}`)
+}
+
+export async function startRedis(): Promise<RunningRedis> {
+  const binary = findRedisServer()
+  const dir = mkdtempSync(join(tmpdir(), 'ssokit-redis-'))
+  dirs.add(dir)
+  let child: ChildProcessWithoutNullStreams | undefined
+  let port = 0
+  let lastError: unknown
+  for (let attempt = 0; attempt < 5 && !child; attempt++) {
+    port = await freePort()
+    try {
+      child = await launch(binary, port, dir)
+    } catch (error) {
+      lastError = error
+    }
+  }
+  if (!child) {
+    rmSync(dir, { recursive: true, force: true })
+    throw lastError
+  }
+  let current: ChildProcessWithoutNullStreams | undefined = child
+
+  async function stop(): Promise<void> {
+    const running = current
+    current = undefined
+    if (!running) return
+    running.stdin.end()
+    await exited(running)
+    rmSync(dir, { recursive: true, force: true })
+  }
+
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    stop,
+    async restart() {
+      await stop()
+      current = await launch(binary, port, dir)
+    },
+  }
+}
