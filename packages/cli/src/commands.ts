@@ -1,0 +1,23 @@
+import type { Command } from './errors.js'
+
+export interface CommandEntry {
+  /** One line for `ssokit --help`. */
+  readonly summary: string
+  /** Loaded only when the command runs, so every command starts fast. */
+  readonly load: () => Promise<{ readonly command: Command }>
+}
+
+/**
+ * Every `ssokit` subcommand. To add one, write `commands/<name>.ts` exporting `command` and add
+ * an entry here.
+ */
+export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
+  demo: {
+    summary: 'Try SSO locally: a development provider and a protected web app in one command',
+    load: () => import('./commands/demo.js'),
+  },
+  idp: {
+    summary: 'Run a development OpenID provider shaped like a Keycloak realm (CERN SSO claims)',
+    load: () => import('./commands/idp.js'),
+  },
+}

@@ -1,0 +1,74 @@
+/**
+ * The `ssokit` binary. The only place that prints errors and sets the exit status; commands
+ * throw and return.
+ */
+import { COMMANDS } from './commands.js'
+import { UsageError } from './errors.js'
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length))
+  const lines = Object.entries(COMMANDS).map(
+    ([name, entry]) => `  ${name.padEnd(width)}  ${entry.summary}`,
+  )
+  return [
+    'Usage: ssokit <command> [options]',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    'Run `ssokit <command> --help` for the options of a command.',
+  ].join('\n')
+}
+
+function stopSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const stop = (signal: string) => {
+      process.off('SIGINT', stop)
+      process.off('SIGTERM', stop)
+      resolve(signal)
+    }
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+  })
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...args] = argv
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage())
+    return name === undefined ? 2 : 0
+  }
+  const entry = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined
+  if (!entry) throw new UsageError(`unknown command "${name}"`)
+  const { command } = await entry.load()
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(command.help)
+    return 0
+  }
+  return (
+    (await command.run(args, {
+      out: (line) => {
+        console.log(line)
+      },
+      stopped: stopSignal(),
+    })) ?? 0
+  )
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2))
+} catch (error) {
+  if (error instanceof UsageError) {
+    console.error(`ssokit: ${error.message}`)
+    console.error(
+      error.command === undefined
+        ? 'Run `ssokit --help` for the list of commands.'
+        : `Run \`ssokit ${error.command} --help\` for its options.`,
+    )
+    process.exitCode = 2
+  } else {
+    console.error(`ssokit: ${error instanceof Error ? error.message : String(error)}`)
+    process.exitCode = 1
+  }
+}
+process.exit()

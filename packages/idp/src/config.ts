@@ -1,0 +1,494 @@
+import { readFile } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import { parse as parseYaml } from 'yaml'
+
+/** A grant a client may use, by its short name. */
+export type IdpGrantType =
+  'authorization_code' | 'refresh_token' | 'client_credentials' | 'device_code' | 'token_exchange'
+
+export const GRANT_TYPE_URNS: Readonly<Record<IdpGrantType, string>> = {
+  authorization_code: 'authorization_code',
+  refresh_token: 'refresh_token',
+  client_credentials: 'client_credentials',
+  device_code: 'urn:ietf:params:oauth:grant-type:device_code',
+  token_exchange: 'urn:ietf:params:oauth:grant-type:token-exchange',
+}
+
+/** A person who can log in. Keys are spelled like the claims they feed. */
+export interface IdpUserConfig {
+  username: string
+  password: string
+  name?: string
+  given_name?: string
+  family_name?: string
+  email?: string
+  /** Roles per client id; the key `"*"` gives roles in every client. Feeds `cern_roles`. */
+  roles?: Readonly<Record<string, readonly string[]>>
+  /** Feeds `realm_access.roles`. */
+  realm_roles?: readonly string[]
+  cern_person_id?: number
+}
+
+/** An application registered in the realm. */
+export interface IdpClientConfig {
+  client_id: string
+  /** The client secret; a client without one is public (PKCE, no authentication). */
+  secret?: string
+  name?: string
+  grant_types?: readonly IdpGrantType[]
+  /**
+   * Allowed redirect URIs. Exact URIs, or patterns where the port may be `*` (any port) and the
+   * path may end in `*` (any suffix, any query): `http://localhost:*\/*`.
+   */
+  redirect_uris?: readonly string[]
+  /** Allowed post-logout redirect URIs, with the same pattern rules. */
+  post_logout_redirect_uris?: readonly string[]
+  /** Where logout tokens are POSTed when a user's session ends (OIDC back-channel logout). */
+  backchannel_logout_uri?: string
+  /** Roles of this client's service account in other clients, by client id (`"*"` = every client). */
+  roles?: Readonly<Record<string, readonly string[]>>
+}
+
+/** The realm: users, clients and token lifetimes (seconds). */
+export interface IdpConfig {
+  realm?: string
+  users?: readonly IdpUserConfig[]
+  clients?: readonly IdpClientConfig[]
+  access_token_ttl?: number
+  refresh_token_ttl?: number
+  offline_token_ttl?: number
+  session_ttl?: number
+  /** Path of the signing keys file (relative to the config file when read from one). */
+  keys?: string
+}
+
+export interface ResolvedUser extends IdpUserConfig {
+  roles: Readonly<Record<string, readonly string[]>>
+  realm_roles: readonly string[]
+}
+
+export interface ResolvedClient extends IdpClientConfig {
+  grant_types: readonly IdpGrantType[]
+  redirect_uris: readonly string[]
+  post_logout_redirect_uris: readonly string[]
+  roles: Readonly<Record<string, readonly string[]>>
+}
+
+/** A fully validated configuration with every default applied. */
+export interface ResolvedIdpConfig {
+  readonly realm: string
+  readonly users: readonly ResolvedUser[]
+  readonly clients: readonly ResolvedClient[]
+  readonly accessTokenTtl: number
+  readonly refreshTokenTtl: number
+  readonly offlineTokenTtl: number
+  readonly sessionTtl: number
+  readonly keys?: string
+}
+
+const LOOPBACK_ANY_PORT = ['http://localhost:*/*', 'http://127.0.0.1:*/*']
+
+/** The realm served when no configuration is given (documented in docs/idp.md). */
+export const DEFAULT_IDP_CONFIG: IdpConfig = Object.freeze<IdpConfig>({
+  realm: 'dev',
+  users: [
+    {
+      username: 'alice',
+      password: 'alice',
+      name: 'Alice Example',
+      given_name: 'Alice',
+      family_name: 'Example',
+      email: 'alice@example.org',
+      roles: { '*': ['admin', 'user'] },
+      realm_roles: ['staff'],
+      cern_person_id: 100001,
+    },
+    {
+      username: 'bob',
+      password: 'bob',
+      name: 'Bob Example',
+      given_name: 'Bob',
+      family_name: 'Example',
+      email: 'bob@example.org',
+      cern_person_id: 100002,
+    },
+  ],
+  clients: [
+    {
+      client_id: 'demo-app',
+      secret: 'demo-app-secret',
+      name: 'Demo application',
+      grant_types: ['authorization_code', 'refresh_token', 'client_credentials', 'token_exchange'],
+      redirect_uris: LOOPBACK_ANY_PORT,
+      post_logout_redirect_uris: LOOPBACK_ANY_PORT,
+      roles: { 'demo-api': ['reader'] },
+    },
+    {
+      client_id: 'demo-api',
+      secret: 'demo-api-secret',
+      name: 'Demo API',
+      grant_types: ['client_credentials'],
+    },
+    {
+      client_id: 'demo-cli',
+      name: 'Demo command line',
+      grant_types: ['device_code', 'authorization_code', 'refresh_token'],
+      redirect_uris: LOOPBACK_ANY_PORT,
+      post_logout_redirect_uris: LOOPBACK_ANY_PORT,
+    },
+  ],
+})
+
+/** A configuration that cannot be used, naming where (file and key path) and what is wrong. */
+export class IdpConfigError extends Error {
+  override readonly name = 'IdpConfigError'
+  readonly code = 'ERR_INVALID_ARG_VALUE'
+  constructor(
+    readonly source: string,
+    readonly path: string,
+    readonly problem: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${source}: ${path ? `${path}: ` : ''}${problem}`, options)
+  }
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
+
+class Reader {
+  constructor(readonly source: string) {}
+
+  fail(path: string, problem: string): never {
+    throw new IdpConfigError(this.source, path, problem)
+  }
+
+  object(value: unknown, path: string, keys: readonly string[]): Record<string, unknown> {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      this.fail(path, 'must be an object')
+    }
+    const record = value as Record<string, unknown>
+    for (const key of Object.keys(record)) {
+      if (!keys.includes(key)) {
+        this.fail(join(path, key), `unknown key (expected one of: ${keys.join(', ')})`)
+      }
+    }
+    return record
+  }
+
+  string(value: unknown, path: string): string {
+    if (typeof value !== 'string' || value.length === 0)
+      this.fail(path, 'must be a non-empty string')
+    return value
+  }
+
+  optionalString(value: unknown, path: string): string | undefined {
+    return value === undefined ? undefined : this.string(value, path)
+  }
+
+  name(value: unknown, path: string): string {
+    const text = this.string(value, path)
+    if (!NAME.test(text)) this.fail(path, 'may contain only letters, digits, ".", "_" and "-"')
+    return text
+  }
+
+  ttl(value: unknown, path: string, fallback: number): number {
+    if (value === undefined) return fallback
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+      this.fail(path, 'must be a positive whole number of seconds')
+    }
+    return value
+  }
+
+  array(value: unknown, path: string): unknown[] {
+    if (!Array.isArray(value)) this.fail(path, 'must be a list')
+    return value as unknown[]
+  }
+
+  strings(value: unknown, path: string): string[] {
+    if (value === undefined) return []
+    return this.array(value, path).map((item, i) => this.string(item, `${path}[${i}]`))
+  }
+
+  roleMap(value: unknown, path: string): Record<string, readonly string[]> {
+    if (value === undefined) return {}
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      this.fail(path, 'must map client ids (or "*") to lists of roles')
+    }
+    const out: Record<string, readonly string[]> = {}
+    for (const [client, roles] of Object.entries(value)) {
+      out[client] = this.strings(roles, join(path, client))
+    }
+    return out
+  }
+}
+
+function join(path: string, key: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) return `${path}[${JSON.stringify(key)}]`
+  return path ? `${path}.${key}` : key
+}
+
+const TOP_KEYS = [
+  'realm',
+  'users',
+  'clients',
+  'access_token_ttl',
+  'refresh_token_ttl',
+  'offline_token_ttl',
+  'session_ttl',
+  'keys',
+]
+const USER_KEYS = [
+  'username',
+  'password',
+  'name',
+  'given_name',
+  'family_name',
+  'email',
+  'roles',
+  'realm_roles',
+  'cern_person_id',
+]
+const CLIENT_KEYS = [
+  'client_id',
+  'secret',
+  'name',
+  'grant_types',
+  'redirect_uris',
+  'post_logout_redirect_uris',
+  'backchannel_logout_uri',
+  'roles',
+]
+
+/**
+ * Validates a configuration object and applies defaults. `source` names where it came from in
+ * error messages (a file path, or `"config"` for an object).
+ */
+export function resolveIdpConfig(input: unknown, source = 'config'): ResolvedIdpConfig {
+  const r = new Reader(source)
+  const top = r.object(input, '', TOP_KEYS)
+  const realm = top.realm === undefined ? 'dev' : r.name(top.realm, 'realm')
+
+  const users = r.array(top.users ?? [], 'users').map((raw, i) => {
+    const path = `users[${i}]`
+    const u = r.object(raw, path, USER_KEYS)
+    const user: ResolvedUser = {
+      username: r.name(u.username, `${path}.username`),
+      password: r.string(u.password, `${path}.password`),
+      roles: r.roleMap(u.roles, `${path}.roles`),
+      realm_roles: r.strings(u.realm_roles, `${path}.realm_roles`),
+    }
+    for (const key of ['name', 'given_name', 'family_name', 'email'] as const) {
+      const value = r.optionalString(u[key], `${path}.${key}`)
+      if (value !== undefined) user[key] = value
+    }
+    if (user.email !== undefined && !/^[^@\s]+@[^@\s]+$/.test(user.email)) {
+      r.fail(`${path}.email`, 'must be an e-mail address')
+    }
+    const personId = u.cern_person_id
+    if (typeof personId === 'number' && Number.isInteger(personId)) user.cern_person_id = personId
+    else if (personId !== undefined) r.fail(`${path}.cern_person_id`, 'must be a whole number')
+    if (user.username.startsWith('service-account-')) {
+      r.fail(`${path}.username`, 'must not start with "service-account-" (reserved for clients)')
+    }
+    return user
+  })
+  const seenUsers = new Set<string>()
+  users.forEach((user, i) => {
+    if (seenUsers.has(user.username)) r.fail(`users[${i}].username`, 'is a duplicate')
+    seenUsers.add(user.username)
+  })
+
+  const clients = r.array(top.clients ?? [], 'clients').map((raw, i) => {
+    const path = `clients[${i}]`
+    const c = r.object(raw, path, CLIENT_KEYS)
+    const secret = r.optionalString(c.secret, `${path}.secret`)
+    const grants = (
+      c.grant_types === undefined
+        ? secret === undefined
+          ? ['authorization_code', 'refresh_token', 'device_code']
+          : ['authorization_code', 'refresh_token', 'client_credentials']
+        : r.strings(c.grant_types, `${path}.grant_types`)
+    ).map((grant, j) => {
+      if (!(grant in GRANT_TYPE_URNS)) {
+        r.fail(
+          `${path}.grant_types[${j}]`,
+          `unknown grant type "${grant}" (expected one of: ${Object.keys(GRANT_TYPE_URNS).join(', ')})`,
+        )
+      }
+      return grant as IdpGrantType
+    })
+    if (secret === undefined) {
+      for (const confidentialOnly of ['client_credentials', 'token_exchange'] as const) {
+        if (grants.includes(confidentialOnly)) {
+          r.fail(`${path}.grant_types`, `${confidentialOnly} needs a client secret`)
+        }
+      }
+    }
+    const redirects = r.strings(c.redirect_uris, `${path}.redirect_uris`)
+    redirects.forEach((uri, j) => {
+      checkPattern(r, uri, `${path}.redirect_uris[${j}]`)
+    })
+    if (grants.includes('authorization_code') && redirects.length === 0) {
+      r.fail(`${path}.redirect_uris`, 'is required for the authorization_code grant')
+    }
+    const postLogout = r.strings(c.post_logout_redirect_uris, `${path}.post_logout_redirect_uris`)
+    postLogout.forEach((uri, j) => {
+      checkPattern(r, uri, `${path}.post_logout_redirect_uris[${j}]`)
+    })
+    const client: ResolvedClient = {
+      client_id: r.name(c.client_id, `${path}.client_id`),
+      grant_types: grants,
+      redirect_uris: redirects,
+      post_logout_redirect_uris: postLogout,
+      roles: r.roleMap(c.roles, `${path}.roles`),
+    }
+    if (secret !== undefined) client.secret = secret
+    const name = r.optionalString(c.name, `${path}.name`)
+    if (name !== undefined) client.name = name
+    const backchannel = r.optionalString(c.backchannel_logout_uri, `${path}.backchannel_logout_uri`)
+    if (backchannel !== undefined) {
+      if (!URL.canParse(backchannel) || !/^https?:$/.test(new URL(backchannel).protocol)) {
+        r.fail(`${path}.backchannel_logout_uri`, 'must be an http(s) URL')
+      }
+      client.backchannel_logout_uri = backchannel
+    }
+    return client
+  })
+  const seenClients = new Set<string>()
+  clients.forEach((client, i) => {
+    if (seenClients.has(client.client_id)) r.fail(`clients[${i}].client_id`, 'is a duplicate')
+    seenClients.add(client.client_id)
+  })
+  users.forEach((user, i) => {
+    checkRoleTargets(r, user.roles, `users[${i}].roles`, seenClients)
+  })
+  clients.forEach((client, i) => {
+    checkRoleTargets(r, client.roles, `clients[${i}].roles`, seenClients)
+  })
+
+  const accessTokenTtl = r.ttl(top.access_token_ttl, 'access_token_ttl', 300)
+  const resolved: ResolvedIdpConfig = {
+    realm,
+    users,
+    clients,
+    accessTokenTtl,
+    refreshTokenTtl: r.ttl(top.refresh_token_ttl, 'refresh_token_ttl', 1800),
+    offlineTokenTtl: r.ttl(top.offline_token_ttl, 'offline_token_ttl', 30 * 24 * 3600),
+    sessionTtl: r.ttl(top.session_ttl, 'session_ttl', 10 * 3600),
+  }
+  const keys = r.optionalString(top.keys, 'keys')
+  return keys === undefined ? resolved : { ...resolved, keys }
+}
+
+function checkRoleTargets(
+  r: Reader,
+  roles: Readonly<Record<string, readonly string[]>>,
+  path: string,
+  clients: ReadonlySet<string>,
+): void {
+  for (const client of Object.keys(roles)) {
+    if (client !== '*' && !clients.has(client)) r.fail(join(path, client), 'names no known client')
+  }
+}
+
+function checkPattern(r: Reader, uri: string, path: string): void {
+  try {
+    parseUriPattern(uri)
+  } catch (error) {
+    r.fail(path, error instanceof Error ? error.message : 'is not a valid URI pattern')
+  }
+}
+
+/** Reads a YAML or JSON configuration file; relative `keys` paths resolve against its folder. */
+export async function loadIdpConfigFile(file: string): Promise<ResolvedIdpConfig> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (cause) {
+    throw new IdpConfigError(file, '', 'cannot be read', { cause })
+  }
+  let data: unknown
+  try {
+    data = /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text)
+  } catch (cause) {
+    const detail = cause instanceof Error ? cause.message.split('\n')[0] : ''
+    throw new IdpConfigError(
+      file,
+      '',
+      `is not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${detail}`,
+      {
+        cause,
+      },
+    )
+  }
+  const config = resolveIdpConfig(data ?? {}, file)
+  return config.keys === undefined
+    ? config
+    : { ...config, keys: resolve(dirname(file), config.keys) }
+}
+
+// ---------------------------------------------------------------- redirect URI patterns
+
+interface UriPattern {
+  readonly protocol: string
+  readonly hostname: string
+  /** `undefined` = any port. */
+  readonly port: string | undefined
+  readonly path: string
+  readonly prefix: boolean
+  readonly search: string
+}
+
+const PATTERN = /^(https?:)\/\/([^/:?#@*]+|\[[0-9a-fA-F:]+\])(?::(\d{1,5}|\*))?(\/[^#]*)?$/
+
+/** Parses `http://host:port/path` where the port may be `*` and the path may end in `*`. */
+export function parseUriPattern(pattern: string): UriPattern {
+  const match = PATTERN.exec(pattern)
+  if (!match)
+    throw new Error('must be an http(s) URI, optionally with port "*" or a path ending in "*"')
+  const [, protocol = '', hostname = '', port, rest = '/'] = match
+  const query = rest.indexOf('?')
+  let path = query === -1 ? rest : rest.slice(0, query)
+  const search = query === -1 ? '' : rest.slice(query)
+  const prefix = path.endsWith('*')
+  if (prefix) path = path.slice(0, -1)
+  if (path.includes('*') || search.includes('*'))
+    throw new Error('may contain "*" only as the port or at the end')
+  if (prefix && search) throw new Error('a pattern ending in "*" cannot also have a query')
+  const defaultPort = protocol === 'https:' ? '443' : '80'
+  return {
+    protocol,
+    hostname: hostname.toLowerCase(),
+    port: port === '*' ? undefined : port === undefined || port === defaultPort ? '' : port,
+    path,
+    prefix,
+    search,
+  }
+}
+
+/** Whether `uri` is allowed by one of `patterns`. Credentials and fragments are never allowed. */
+export function matchesUriPattern(uri: string, patterns: readonly UriPattern[]): boolean {
+  if (!URL.canParse(uri)) return false
+  const url = new URL(uri)
+  if (url.username || url.password || url.hash || uri.includes('#')) return false
+  return patterns.some(
+    (p) =>
+      p.protocol === url.protocol &&
+      p.hostname === url.hostname &&
+      (p.port === undefined || p.port === url.port) &&
+      (p.prefix
+        ? url.pathname.startsWith(p.path)
+        : url.pathname === p.path && url.search === p.search),
+  )
+}
+
+/** A concrete URI standing for a pattern, for oidc-provider's client metadata. */
+export function examplesForPatterns(patterns: readonly string[]): string[] {
+  const out = new Set<string>()
+  for (const pattern of patterns) {
+    const concrete = pattern.replace(/:\*(?=\/|$)/, '').replace(/\*$/, '')
+    out.add(concrete)
+    if (concrete !== pattern) out.add(`${concrete.replace(/\/$/, '')}/ssokit-pattern`)
+  }
+  return [...out]
+}

@@ -1,0 +1,19 @@
+export { startIdp } from './idp.js'
+export type { IdpOptions, IdpRequestRecord, RunningIdp, TokenStyle } from './idp.js'
+export {
+  DEFAULT_IDP_CONFIG,
+  IdpConfigError,
+  loadIdpConfigFile,
+  resolveIdpConfig,
+} from './config.js'
+export type {
+  IdpClientConfig,
+  IdpConfig,
+  IdpGrantType,
+  IdpUserConfig,
+  ResolvedIdpConfig,
+} from './config.js'
+export { generateSigningKey, loadOrCreateKeys, rotateKeysFile } from './keys.js'
+export type { SigningJwk } from './keys.js'
+export { approveDevice, CookieJar, LoginRejectedError, loginWithPassword } from './testing.js'
+export type { ApproveDeviceOptions, LoginOptions, LoginResult } from './testing.js'
