@@ -1,0 +1,31 @@
+export * from './errors.js'
+export * from './http.js'
+export type * from './identity.js'
+export * from './authenticator.js'
+export { createVerifier } from './verify/verifier.js'
+export type {
+  JwksOptions,
+  Verifier,
+  VerifierExpertOptions,
+  VerifierOptions,
+} from './verify/verifier.js'
+export type { RoleSource, TokenTypePolicy } from './verify/claims.js'
+export type { VerifierEvent, VerifierEventHandler } from './verify/events.js'
+export { SIGNING_ALGORITHMS, type SigningAlgorithm } from './verify/algorithms.js'
+export {
+  bearerRejection,
+  createBearerAuthenticator,
+  readBearerToken,
+  requireRoles,
+  type BearerAuthenticatorOptions,
+} from './verify/bearer.js'
+export {
+  CERN_ISSUER,
+  cernPreset,
+  keycloakPreset,
+  loadConfig,
+  presets,
+  type Environment,
+  type ProviderPreset,
+} from './verify/config.js'
+export * from './session/index.js'

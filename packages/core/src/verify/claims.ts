@@ -1,0 +1,302 @@
+import { SsoError, type SsoErrorCode } from '../errors.js'
+import type { Identity } from '../identity.js'
+import type { RejectReason } from './jwks.js'
+
+/** Where an identity's roles come from. */
+export type RoleSource =
+  /** `cern_roles` when present, else `resource_access.<clientId>.roles` (the default). */
+  | 'auto'
+  /** A dotted claim path such as `realm_access.roles`, `groups` or `resource_access.<client>.roles`. */
+  | (string & {})
+  /** Any other mapping from verified claims to role names. */
+  | ((claims: Readonly<Record<string, unknown>>) => Iterable<string>)
+
+/**
+ * Which JWTs count as access tokens.
+ * - `auto`: RFC 9068 (`typ` header `at+jwt`) or Keycloak (`typ` claim `Bearer`).
+ * - `at+jwt`: RFC 9068 only. `Bearer`: Keycloak only.
+ */
+export type TokenTypePolicy = 'auto' | 'at+jwt' | 'Bearer'
+
+export interface ClaimsPolicy {
+  readonly issuer: string
+  readonly clientId: string
+  /** Seconds. */
+  readonly clockTolerance: number
+  readonly tokenType: TokenTypePolicy
+  readonly acceptAnyTokenType: boolean
+}
+
+export function fail(
+  code: SsoErrorCode,
+  message: string,
+  reason: string,
+  claim?: string,
+): SsoError {
+  const cause: RejectReason = { reason }
+  return new SsoError(code, message, claim === undefined ? { cause } : { cause, claim })
+}
+
+/**
+ * The time rules of `jose.jwtVerify` with `clockTolerance` and a `maxTokenAge` check that only
+ * refuses an `iat` in the future: `exp` and `iat` required numbers, `nbf` optional.
+ * Runs on every cache hit too, so a cached token is accepted exactly when a fresh one would be.
+ */
+export function checkTimes(
+  claims: Readonly<Record<string, unknown>>,
+  now: number,
+  tolerance: number,
+): void {
+  const { iat, nbf, exp } = claims
+  if (typeof iat !== 'number')
+    throw fail('token_invalid', 'The token has no valid "iat".', 'iat_invalid', 'iat')
+  if (nbf !== undefined && typeof nbf !== 'number') {
+    throw fail('token_invalid', 'The token "nbf" is not a number.', 'nbf_invalid', 'nbf')
+  }
+  if (typeof exp !== 'number')
+    throw fail('token_invalid', 'The token has no valid "exp".', 'exp_invalid', 'exp')
+  if (nbf !== undefined && nbf > now + tolerance) {
+    throw fail('token_expired', 'The token is not valid yet.', 'nbf_future', 'nbf')
+  }
+  if (exp <= now - tolerance)
+    throw fail('token_expired', 'The token has expired.', 'expired', 'exp')
+  const age = now - iat
+  if (age < -tolerance)
+    throw fail('token_expired', 'The token was issued in the future.', 'iat_future', 'iat')
+  if (age - tolerance > Number.MAX_SAFE_INTEGER) {
+    throw fail('token_invalid', 'The token has no valid "iat".', 'iat_invalid', 'iat')
+  }
+}
+
+/** `iss` exact, `aud` naming the client (never `azp`), as jose's `issuer`/`audience` options. */
+export function checkIssuerAndAudience(
+  claims: Readonly<Record<string, unknown>>,
+  policy: ClaimsPolicy,
+): void {
+  if (!Object.hasOwn(claims, 'iss') || claims.iss !== policy.issuer) {
+    throw fail('token_invalid', 'The token comes from another issuer.', 'issuer', 'iss')
+  }
+  const aud = claims.aud
+  const ours =
+    Object.hasOwn(claims, 'aud') &&
+    (typeof aud === 'string'
+      ? aud === policy.clientId
+      : Array.isArray(aud) && aud.includes(policy.clientId))
+  if (!ours)
+    throw fail('audience_mismatch', 'The token is meant for another audience.', 'audience', 'aud')
+}
+
+function normalizeTyp(value: string): string {
+  const lower = value.toLowerCase()
+  return value.includes('/') ? lower : `application/${lower}`
+}
+
+/**
+ * What an access token must be beyond a valid JWT: the right kind of token (RFC 8725 §3.11,
+ * RFC 9068 §2.1), a subject, and no sender constraint ssokit cannot check (`cnf`, RFC 9449).
+ */
+export function checkAccessToken(
+  header: Readonly<Record<string, unknown>>,
+  claims: Readonly<Record<string, unknown>>,
+  policy: ClaimsPolicy,
+): void {
+  if (typeof claims.sub !== 'string' || claims.sub === '') {
+    throw fail('token_invalid', 'The token has no subject.', 'sub_invalid', 'sub')
+  }
+  const headerTyp = typeof header.typ === 'string' ? normalizeTyp(header.typ) : undefined
+  const rfc9068 = headerTyp === 'application/at+jwt'
+  if (!policy.acceptAnyTokenType) {
+    const claimTyp = claims.typ
+    const keycloak = claimTyp === 'Bearer'
+    const typeOk =
+      // Keycloak stamps every token it issues: "ID", "Refresh", "Offline", "Logout" are never access tokens.
+      (claimTyp === undefined || keycloak) &&
+      (headerTyp === undefined || headerTyp === 'application/jwt' || rfc9068) &&
+      (policy.tokenType === 'at+jwt'
+        ? rfc9068
+        : policy.tokenType === 'Bearer'
+          ? keycloak
+          : rfc9068 || keycloak)
+    if (!typeOk)
+      throw fail('token_invalid', 'The token is not an access token.', 'token_type', 'typ')
+  }
+  if (rfc9068) {
+    // RFC 9068 §2.2 required claims (Keycloak tokens carry `azp` instead of `client_id`).
+    if (typeof claims.client_id !== 'string' || typeof claims.jti !== 'string') {
+      throw fail(
+        'token_invalid',
+        'The token lacks claims an RFC 9068 access token must have.',
+        'rfc9068_claims',
+      )
+    }
+  }
+  if (Object.hasOwn(claims, 'cnf')) {
+    throw fail(
+      'token_invalid',
+      'Sender-constrained tokens are not accepted as bearer tokens.',
+      'cnf',
+      'cnf',
+    )
+  }
+}
+
+/** A member of a parsed JSON object, never one inherited from a prototype. */
+function own(value: unknown, name: string): unknown {
+  return typeof value === 'object' && value !== null && Object.hasOwn(value, name)
+    ? (value as Record<string, unknown>)[name]
+    : undefined
+}
+
+function stringsOf(value: unknown): string[] {
+  if (!Array.isArray(value)) return []
+  return (value as unknown[]).filter((v): v is string => typeof v === 'string')
+}
+
+/** Builds the role reader once, when the verifier is created. */
+export function roleReader(
+  source: RoleSource,
+  clientId: string,
+): (claims: Readonly<Record<string, unknown>>) => Iterable<string> {
+  if (typeof source === 'function') {
+    return (claims) => {
+      deepFreeze(claims)
+      return source(claims)
+    }
+  }
+  if (source === 'auto') {
+    return (claims) => {
+      const cern = own(claims, 'cern_roles')
+      if (Array.isArray(cern)) return stringsOf(cern)
+      return stringsOf(own(own(own(claims, 'resource_access'), clientId), 'roles'))
+    }
+  }
+  const path = source.split('.')
+  const spaceSeparated = source === 'scope' || source === 'scp'
+  return (claims) => {
+    let value: unknown = claims
+    for (const step of path) value = own(value, step)
+    // `scope` is a space-separated string (RFC 8693 §4.2); any other string is not a role list.
+    if (spaceSeparated && typeof value === 'string') return value.split(' ').filter((s) => s !== '')
+    return stringsOf(value)
+  }
+}
+
+/**
+ * A role set that cannot be changed: cached identities are shared between requests. It wraps a
+ * `Set` rather than extending it, so no `Set.prototype.add.call` can reach the contents.
+ */
+export class RoleSet implements ReadonlySet<string> {
+  readonly #roles: Set<string>
+
+  constructor(roles: Iterable<string>) {
+    const set = new Set<string>()
+    for (const role of roles) if (typeof role === 'string') set.add(role)
+    this.#roles = set
+    Object.freeze(this)
+  }
+
+  get size(): number {
+    return this.#roles.size
+  }
+  has(role: string): boolean {
+    return this.#roles.has(role)
+  }
+  forEach(
+    callback: (value: string, key: string, set: ReadonlySet<string>) => void,
+    thisArg?: unknown,
+  ): void {
+    for (const role of this.#roles) callback.call(thisArg, role, role, this)
+  }
+  entries(): SetIterator<[string, string]> {
+    return this.#roles.entries()
+  }
+  keys(): SetIterator<string> {
+    return this.#roles.keys()
+  }
+  values(): SetIterator<string> {
+    return this.#roles.values()
+  }
+  [Symbol.iterator](): SetIterator<string> {
+    return this.#roles.values()
+  }
+  toJSON(): string[] {
+    return [...this.#roles]
+  }
+}
+
+function deepFreeze(root: object): void {
+  // JSON values only (own enumerable members, no accessors, no cycles); a loop, not recursion,
+  // so deeply nested claims cannot exhaust the stack.
+  const pending: object[] = [root]
+  for (let value = pending.pop(); value !== undefined; value = pending.pop()) {
+    Object.freeze(value)
+    for (const name in value) {
+      const child = (value as Record<string, unknown>)[name]
+      if (typeof child === 'object' && child !== null) pending.push(child)
+    }
+  }
+}
+
+const SERVICE_PREFIX = 'service-account-'
+
+function optionalString(
+  claims: Readonly<Record<string, unknown>>,
+  name: string,
+): string | undefined {
+  const value = own(claims, name)
+  return typeof value === 'string' ? value : undefined
+}
+
+/** An identity from a verified access token. Frozen; its claims are frozen on first read. */
+class BearerIdentity implements Identity {
+  readonly subject: string
+  readonly username: string | undefined
+  readonly email: string | undefined
+  readonly name: string | undefined
+  readonly roles: ReadonlySet<string>
+  readonly kind: 'user' | 'service'
+  readonly via = 'bearer' as const
+  readonly #claims: Record<string, unknown>
+  #frozen = false
+
+  constructor(claims: Record<string, unknown>, roles: ReadonlySet<string>) {
+    const subject = claims.sub as string
+    const username =
+      optionalString(claims, 'preferred_username') ?? optionalString(claims, 'cern_upn')
+    const clientId = optionalString(claims, 'client_id')
+    this.subject = subject
+    this.username = username
+    this.email = optionalString(claims, 'email')
+    this.name = optionalString(claims, 'name')
+    this.roles = roles
+    this.kind =
+      subject.startsWith(SERVICE_PREFIX) ||
+      (username?.startsWith(SERVICE_PREFIX) ?? false) ||
+      (clientId !== undefined && clientId === subject)
+        ? 'service'
+        : 'user'
+    this.#claims = claims
+    Object.freeze(this)
+  }
+
+  // Most requests never read the raw claims, and nothing else holds them: freeze them lazily.
+  get claims(): Readonly<Record<string, unknown>> {
+    if (!this.#frozen) {
+      deepFreeze(this.#claims)
+      this.#frozen = true
+    }
+    return this.#claims
+  }
+
+  toJSON(): Record<string, unknown> {
+    const { subject, username, email, name, kind, via, claims } = this
+    return { subject, username, email, name, roles: [...this.roles], kind, via, claims }
+  }
+}
+
+export function buildIdentity(
+  claims: Record<string, unknown>,
+  roles: (claims: Readonly<Record<string, unknown>>) => Iterable<string>,
+): Identity {
+  return new BearerIdentity(claims, new RoleSet(roles(claims)))
+}

@@ -1,0 +1,131 @@
+import { SsoTypeError } from '../errors.js'
+import { SIGNING_ALGORITHMS } from './algorithms.js'
+import type { VerifierOptions } from './verifier.js'
+
+/** Endpoints of a Keycloak realm, derived from its issuer URL. */
+export interface ProviderPreset {
+  readonly issuer: string
+  readonly jwksUri: string
+  readonly authorizationEndpoint: string
+  readonly tokenEndpoint: string
+  readonly userinfoEndpoint: string
+  readonly endSessionEndpoint: string
+  readonly deviceAuthorizationEndpoint: string
+  readonly introspectionEndpoint: string
+  readonly revocationEndpoint: string
+  /** CERN's client-credentials endpoint for application identities (`/api-access/token`). */
+  readonly apiAccessTokenEndpoint: string
+}
+
+/** The endpoints of a Keycloak realm: `<issuer>/protocol/openid-connect/...`. */
+export function keycloakPreset(issuer: string): ProviderPreset {
+  if (typeof issuer !== 'string' || !/^https?:\/\/[^/]+\/(?:auth\/)?realms\/[^/]+$/.test(issuer)) {
+    throw new SsoTypeError('a Keycloak issuer looks like https://<host>/auth/realms/<realm>')
+  }
+  const oidc = `${issuer}/protocol/openid-connect`
+  return Object.freeze({
+    issuer,
+    jwksUri: `${oidc}/certs`,
+    authorizationEndpoint: `${oidc}/auth`,
+    tokenEndpoint: `${oidc}/token`,
+    userinfoEndpoint: `${oidc}/userinfo`,
+    endSessionEndpoint: `${oidc}/logout`,
+    deviceAuthorizationEndpoint: `${oidc}/auth/device`,
+    introspectionEndpoint: `${oidc}/token/introspect`,
+    revocationEndpoint: `${oidc}/revoke`,
+    apiAccessTokenEndpoint: `${issuer}/api-access/token`,
+  })
+}
+
+export const CERN_HOST = 'auth.cern.ch'
+export const CERN_ISSUER = `https://${CERN_HOST}/auth/realms/cern`
+
+/** CERN's single sign-on: realm `cern` unless another one is named. */
+export function cernPreset(realm = 'cern'): ProviderPreset {
+  if (typeof realm !== 'string' || !/^[A-Za-z0-9_-]+$/.test(realm)) {
+    throw new SsoTypeError('realm must be a Keycloak realm name (letters, digits, "-" and "_")')
+  }
+  return keycloakPreset(`https://${CERN_HOST}/auth/realms/${realm}`)
+}
+
+export const presets: { readonly cern: ProviderPreset } = Object.freeze({ cern: cernPreset() })
+
+/** An environment: `process.env` or any record of strings. */
+export type Environment = Readonly<Record<string, string | undefined>>
+
+/** Every asymmetric algorithm, what tsgauth's `TSGAUTH_ALLOWED_ALGS=ALL` becomes (never `none` or HS*). */
+const ALL_ALGORITHMS: readonly string[] = SIGNING_ALGORITHMS
+
+function read(env: Environment, name: string): string | undefined {
+  const value = env[name]?.trim()
+  return value === undefined || value === '' ? undefined : value
+}
+
+/**
+ * Verifier options from environment variables, with tsgauth's names so CERN deployments move
+ * over unchanged:
+ *
+ * - `OIDC_CLIENT_ID` (required), `OIDC_ISSUER` (default CERN), `OIDC_JWKS_URI` (default: discovery);
+ * - `SSOKIT_ALLOWED_ALGS` or `TSGAUTH_ALLOWED_ALGS`: comma list, or `ALL` for every asymmetric one;
+ * - `SSOKIT_CLOCK_TOLERANCE`: seconds (default 30; tsgauth used 120);
+ * - `TSGAUTH_OIDC_PREFIX`: a prefix for the `OIDC_*` names (`MYAPP_` reads `MYAPP_OIDC_CLIENT_ID`).
+ *
+ * The core never reads `process` itself: pass `process.env` (or any record).
+ */
+export function loadConfig(env: Environment): VerifierOptions {
+  if (typeof env !== 'object' || (env as unknown) === null) {
+    throw new SsoTypeError(
+      'loadConfig needs an environment record such as process.env',
+      'ERR_INVALID_ARG_TYPE',
+    )
+  }
+  const prefix = read(env, 'TSGAUTH_OIDC_PREFIX') ?? ''
+  const clientIdName = `${prefix}OIDC_CLIENT_ID`
+  const clientId = read(env, clientIdName)
+  if (clientId === undefined || clientId === '*') {
+    throw new SsoTypeError(
+      `${clientIdName} is not set: set it to this API's client id, the audience its tokens must name`,
+      'ERR_MISSING_OPTION',
+    )
+  }
+  const issuer = read(env, `${prefix}OIDC_ISSUER`) ?? CERN_ISSUER
+  const jwksUri = read(env, `${prefix}OIDC_JWKS_URI`)
+  const algsName =
+    read(env, 'SSOKIT_ALLOWED_ALGS') !== undefined ? 'SSOKIT_ALLOWED_ALGS' : 'TSGAUTH_ALLOWED_ALGS'
+  const algs = read(env, algsName)
+  let algorithms: readonly string[] | undefined
+  if (algs !== undefined) {
+    algorithms =
+      algs.toUpperCase() === 'ALL'
+        ? ALL_ALGORITHMS
+        : algs
+            .split(',')
+            .map((alg) => alg.trim())
+            .filter((alg) => alg !== '')
+    const bad = algorithms.find((alg) => !ALL_ALGORITHMS.includes(alg))
+    if (algorithms.length === 0 || bad !== undefined) {
+      throw new SsoTypeError(
+        `${algsName} must be ALL or a comma list of ${ALL_ALGORITHMS.join(', ')}` +
+          (bad === undefined ? '' : ` (got "${bad}")`),
+      )
+    }
+  }
+  const toleranceText = read(env, 'SSOKIT_CLOCK_TOLERANCE')
+  let clockTolerance: number | undefined
+  if (toleranceText !== undefined) {
+    clockTolerance = Number(toleranceText)
+    if (!/^\d+$/.test(toleranceText) || clockTolerance > 600) {
+      throw new SsoTypeError(
+        'SSOKIT_CLOCK_TOLERANCE must be a whole number of seconds between 0 and 600',
+      )
+    }
+  }
+  const options: VerifierOptions = {
+    issuer,
+    clientId,
+    ...(jwksUri === undefined ? {} : { jwksUri }),
+    ...(algorithms === undefined ? {} : { algorithms: Object.freeze([...algorithms]) }),
+    ...(clockTolerance === undefined ? {} : { clockTolerance }),
+  }
+  return Object.freeze(options)
+}

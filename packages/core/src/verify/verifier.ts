@@ -1,0 +1,408 @@
+import { verify as cryptoVerify } from 'node:crypto'
+
+import { SsoError, SsoTypeError } from '../errors.js'
+import type { Identity } from '../identity.js'
+import {
+  algorithmEntry,
+  isSigningAlgorithm,
+  type AlgorithmEntry,
+  type SigningAlgorithm,
+} from './algorithms.js'
+import {
+  buildIdentity,
+  checkAccessToken,
+  checkIssuerAndAudience,
+  checkTimes,
+  fail,
+  roleReader,
+  type ClaimsPolicy,
+  type RoleSource,
+  type TokenTypePolicy,
+} from './claims.js'
+import { decodeJsonObject, parseCompact, type CompactJws } from './compact.js'
+import { EventSink, loggable, type VerifierEventHandler } from './events.js'
+import { JwksCache, type JwksKey, type RejectReason } from './jwks.js'
+import { Lru } from './lru.js'
+
+/** Tuning of the key cache. Durations are in seconds. */
+export interface JwksOptions {
+  /** Least time between two fetches caused by unknown key ids. Default 30. */
+  readonly cooldown?: number
+  /** The key set is re-read when older than this. Default 600 (10 min). */
+  readonly maxAge?: number
+  /** How long cached keys keep working while the provider cannot be reached. Default 86400 (24 h). */
+  readonly staleIfError?: number
+  /** Time limit of one discovery or JWKS request. Default 5. */
+  readonly timeout?: number
+}
+
+/**
+ * Hooks for tests and unusual deployments. Each one weakens a default or replaces a part that is
+ * normally right; none of them is needed in production against a real provider.
+ */
+export interface VerifierExpertOptions {
+  /** Replaces `fetch` for discovery and JWKS requests. */
+  readonly fetch?: typeof fetch
+  /** Replaces the clock: milliseconds since the epoch, as `Date.now`. */
+  readonly now?: () => number
+  /** Allows `http:` issuer and JWKS URLs on non-loopback hosts. Loopback hosts are always allowed. */
+  readonly allowInsecureHttp?: boolean
+  /** Accepts any JWT type (ID tokens included) as an access token. */
+  readonly acceptAnyTokenType?: boolean
+}
+
+export interface VerifierOptions {
+  /** The issuer identifier, compared exactly with `iss` and with the discovery document. */
+  readonly issuer: string
+  /** This API's client id: the audience every token must name. */
+  readonly clientId: string
+  /** Where the keys are; read from `<issuer>/.well-known/openid-configuration` when absent. */
+  readonly jwksUri?: string | undefined
+  /** Accepted signature algorithms. Default `['RS256']`. Asymmetric only. */
+  readonly algorithms?: readonly string[] | undefined
+  /** Leeway for `exp`, `nbf` and `iat`, in seconds. Default 30. */
+  readonly clockTolerance?: number | undefined
+  /** Where roles come from. Default `'auto'`: `cern_roles`, else `resource_access.<clientId>.roles`. */
+  readonly roles?: RoleSource | undefined
+  /** Which JWTs are access tokens. Default `'auto'` (RFC 9068 `at+jwt` or Keycloak `typ: "Bearer"`). */
+  readonly tokenType?: TokenTypePolicy | undefined
+  /** Verified tokens kept in memory until they expire. Default 10 000; 0 turns the cache off. */
+  readonly cacheSize?: number | undefined
+  /** Longer tokens are refused without parsing. Default 16 384 characters. */
+  readonly maxTokenLength?: number | undefined
+  readonly jwks?: JwksOptions | undefined
+  /** Receives rejections, key refreshes and rate-limited warnings. Never receives tokens. */
+  readonly onEvent?: VerifierEventHandler | undefined
+  readonly expert?: VerifierExpertOptions | undefined
+}
+
+export interface Verifier {
+  readonly issuer: string
+  readonly clientId: string
+  /** The identity behind an access token, or a rejection with an `SsoError`. */
+  verify(token: string): Promise<Identity>
+  /**
+   * Loads discovery and keys now. Rejects with `provider_unavailable` while the provider cannot
+   * be reached: a readiness probe, since the verifier itself starts without the provider.
+   */
+  ready(): Promise<void>
+}
+
+interface CachedToken {
+  readonly identity: Identity
+  readonly key: JwksKey
+}
+
+const FORBIDDEN_STEPS = new Set(['__proto__', 'constructor', 'prototype'])
+
+const DEFAULT_ALGORITHMS: readonly SigningAlgorithm[] = ['RS256']
+
+function isLoopback(hostname: string): boolean {
+  return (
+    hostname === 'localhost' ||
+    hostname === '[::1]' ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
+  )
+}
+
+/** Why a provider URL is unacceptable, or `undefined` when it is fine. */
+export function urlProblem(
+  value: string,
+  what: string,
+  allowInsecureHttp: boolean,
+): string | undefined {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return `${what} must be an absolute URL`
+  }
+  if (
+    url.protocol !== 'https:' &&
+    !(url.protocol === 'http:' && (allowInsecureHttp || isLoopback(url.hostname)))
+  ) {
+    return `${what} must use https (http is allowed for loopback hosts only)`
+  }
+  if (url.username !== '' || url.password !== '') return `${what} must not contain credentials`
+  if (url.hash !== '') return `${what} must not contain a fragment`
+  return undefined
+}
+
+function numberOption(
+  value: number | undefined,
+  name: string,
+  fallback: number,
+  max: number,
+  unit: string,
+): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > max) {
+    throw new SsoTypeError(`${name} must be a number of ${unit} between 0 and ${max}`)
+  }
+  return value
+}
+
+function seconds(value: number | undefined, name: string, fallback: number, max: number): number {
+  return numberOption(value, name, fallback, max, 'seconds')
+}
+
+function checkAlgorithms(algorithms: readonly string[] | undefined): readonly SigningAlgorithm[] {
+  if (algorithms === undefined) return DEFAULT_ALGORITHMS
+  if (!Array.isArray(algorithms) || algorithms.length === 0) {
+    throw new SsoTypeError('algorithms must be a non-empty list of asymmetric JWS algorithms')
+  }
+  const out: SigningAlgorithm[] = []
+  for (const alg of algorithms) {
+    if (typeof alg !== 'string' || !isSigningAlgorithm(alg)) {
+      const why =
+        typeof alg === 'string' && alg.toLowerCase() === 'none'
+          ? 'unsigned tokens are never accepted'
+          : typeof alg === 'string' && /^HS/i.test(alg)
+            ? 'symmetric algorithms cannot be used with a JWKS'
+            : 'it is not a supported asymmetric JWS algorithm'
+      throw new SsoTypeError(`algorithms contains "${String(alg)}": ${why}`)
+    }
+    out.push(alg)
+  }
+  return Object.freeze(out)
+}
+
+interface Config {
+  readonly issuer: string
+  readonly clientId: string
+  readonly algorithms: ReadonlySet<string>
+  readonly policy: ClaimsPolicy
+  readonly roles: (claims: Readonly<Record<string, unknown>>) => Iterable<string>
+  readonly cacheSize: number
+  readonly maxTokenLength: number
+  readonly now: () => number
+}
+
+function checkOptions(options: VerifierOptions): Config {
+  if (typeof options !== 'object' || (options as unknown) === null) {
+    throw new SsoTypeError('verifier options must be an object', 'ERR_INVALID_ARG_TYPE')
+  }
+  const expert = options.expert ?? {}
+  const allowInsecureHttp = expert.allowInsecureHttp === true
+  const { issuer, clientId } = options
+  if (typeof issuer !== 'string' || issuer === '' || issuer === '*') {
+    throw new SsoTypeError(
+      'issuer is required: the exact issuer identifier of the provider',
+      'ERR_MISSING_OPTION',
+    )
+  }
+  const issuerProblem = urlProblem(issuer, 'issuer', allowInsecureHttp)
+  if (issuerProblem !== undefined) throw new SsoTypeError(issuerProblem)
+  if (new URL(issuer).search !== '') throw new SsoTypeError('issuer must not contain a query')
+  if (typeof clientId !== 'string' || clientId.trim() === '' || clientId === '*') {
+    throw new SsoTypeError(
+      'clientId is required: the audience every token must name (it is never skipped)',
+      'ERR_MISSING_OPTION',
+    )
+  }
+  if (options.jwksUri !== undefined) {
+    if (typeof options.jwksUri !== 'string')
+      throw new SsoTypeError('jwksUri must be a string', 'ERR_INVALID_ARG_TYPE')
+    const problem = urlProblem(options.jwksUri, 'jwksUri', allowInsecureHttp)
+    if (problem !== undefined) throw new SsoTypeError(problem)
+  }
+  const tokenType = options.tokenType ?? 'auto'
+  if (!(['auto', 'at+jwt', 'Bearer'] as readonly string[]).includes(tokenType)) {
+    throw new SsoTypeError('tokenType must be "auto", "at+jwt" or "Bearer"')
+  }
+  const roles = options.roles ?? 'auto'
+  if (typeof roles === 'string') {
+    if (roles === '' || roles.split('.').some((step) => step === '' || FORBIDDEN_STEPS.has(step))) {
+      throw new SsoTypeError(
+        'roles must be "auto", a dotted claim path (no __proto__/constructor/prototype) or a function',
+      )
+    }
+  } else if (typeof roles !== 'function') {
+    throw new SsoTypeError(
+      'roles must be "auto", a dotted claim path or a function',
+      'ERR_INVALID_ARG_TYPE',
+    )
+  }
+  if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
+    throw new SsoTypeError('onEvent must be a function', 'ERR_INVALID_ARG_TYPE')
+  }
+  if (expert.fetch !== undefined && typeof expert.fetch !== 'function') {
+    throw new SsoTypeError('expert.fetch must be a function', 'ERR_INVALID_ARG_TYPE')
+  }
+  if (expert.now !== undefined && typeof expert.now !== 'function') {
+    throw new SsoTypeError('expert.now must be a function', 'ERR_INVALID_ARG_TYPE')
+  }
+  const cacheSize = numberOption(options.cacheSize, 'cacheSize', 10_000, 10_000_000, 'entries')
+  const maxTokenLength = numberOption(
+    options.maxTokenLength,
+    'maxTokenLength',
+    16_384,
+    1_048_576,
+    'characters',
+  )
+  const algorithms = checkAlgorithms(options.algorithms)
+  return Object.freeze({
+    issuer,
+    clientId,
+    algorithms: new Set(algorithms),
+    policy: Object.freeze({
+      issuer,
+      clientId,
+      clockTolerance: seconds(options.clockTolerance, 'clockTolerance', 30, 600),
+      tokenType,
+      acceptAnyTokenType: expert.acceptAnyTokenType === true,
+    }),
+    roles: roleReader(roles, clientId),
+    cacheSize: Math.floor(cacheSize),
+    maxTokenLength,
+    now: expert.now ?? Date.now,
+  })
+}
+
+/** What a rejected verification got as far as, for its log line. */
+interface Seen {
+  jws?: CompactJws | undefined
+  claims?: Record<string, unknown> | undefined
+}
+
+/**
+ * Creates a verifier for access tokens of one issuer and one audience. Options are checked and
+ * frozen here: a misconfiguration throws an `SsoTypeError` now, never on a request.
+ */
+export function createVerifier(options: VerifierOptions): Verifier {
+  const config = checkOptions(options)
+  const expert = options.expert ?? {}
+  const jwksOptions = options.jwks ?? {}
+  const { now, policy, algorithms, roles, maxTokenLength } = config
+  const events = new EventSink(options.onEvent, now)
+  const allowInsecureHttp = expert.allowInsecureHttp === true
+  const customFetch = expert.fetch
+  const jwks = new JwksCache({
+    issuer: config.issuer,
+    jwksUri: options.jwksUri,
+    fetch: customFetch ?? ((input, init) => fetch(input, init)),
+    now,
+    cooldownMs: seconds(jwksOptions.cooldown, 'jwks.cooldown', 30, 3600) * 1000,
+    maxAgeMs: seconds(jwksOptions.maxAge, 'jwks.maxAge', 600, 86_400) * 1000,
+    staleIfErrorMs:
+      seconds(jwksOptions.staleIfError, 'jwks.staleIfError', 86_400, 7 * 86_400) * 1000,
+    timeoutMs: seconds(jwksOptions.timeout, 'jwks.timeout', 5, 60) * 1000,
+    checkUrl: (url, what) => urlProblem(url, what, allowInsecureHttp),
+    events,
+  })
+  const cache = new Lru<string, CachedToken>(config.cacheSize)
+  const tolerance = policy.clockTolerance
+
+  /** Verification with the keys at hand; a key that needs fetching costs one await. */
+  function verifyFresh(token: string, seen: Seen): Identity | Promise<Identity> {
+    const jws = parseCompact(token, algorithms)
+    if (typeof jws === 'string')
+      throw fail('token_invalid', 'The token is not a valid signed JWT.', jws)
+    seen.jws = jws
+    // The allow-list holds only entries of the algorithm table.
+    const entry = algorithmEntry(jws.alg)
+    if (entry === undefined)
+      throw fail('token_invalid', 'The token algorithm is not allowed.', 'alg_not_allowed')
+    const key = jwks.selectNow(jws.header, entry)
+    if (key !== undefined) return finish(token, jws, entry, key, seen)
+    // The scratch buffer is shared: keep private copies across the wait.
+    const held: CompactJws = {
+      ...jws,
+      signingInput: jws.signingInput.slice(),
+      signature: jws.signature.slice(),
+    }
+    return jwks.select(jws.header, entry).then((found) => finish(token, held, entry, found, seen))
+  }
+
+  function finish(
+    token: string,
+    jws: CompactJws,
+    entry: AlgorithmEntry,
+    key: JwksKey,
+    seen: Seen,
+  ): Identity {
+    let valid = false
+    try {
+      valid = cryptoVerify(entry.digest, jws.signingInput, key.input(entry), jws.signature)
+    } catch {
+      valid = false
+    }
+    // The signature is checked before any claim, so a forged token is reported as forged (A29).
+    if (!valid) throw fail('token_invalid', 'The token signature is not valid.', 'signature')
+    const claims = decodeJsonObject(jws.payloadSegment)
+    if (claims === undefined)
+      throw fail('token_invalid', 'The token claims are not a JSON object.', 'claims')
+    seen.claims = claims
+    checkIssuerAndAudience(claims, policy)
+    checkTimes(claims, Math.floor(now() / 1000), tolerance)
+    checkAccessToken(jws.header, claims, policy)
+    const identity = buildIdentity(claims, roles)
+    cache.set(token, { identity, key })
+    return identity
+  }
+
+  function report(error: unknown, seen: Seen): void {
+    if (!(error instanceof SsoError)) return
+    const reason = (error.cause as RejectReason | undefined)?.reason
+    let claims = seen.claims
+    if (claims === undefined && seen.jws !== undefined) {
+      // Unverified, for the log line only.
+      claims = decodeJsonObject(seen.jws.payloadSegment)
+    }
+    if (reason === 'iat_future' || reason === 'nbf_future') {
+      events.warnOnce('clock_skew', {
+        type: 'clock_skew',
+        level: 'warn',
+        message: 'A token was issued in the future: is this host clock behind the provider?',
+        reason,
+        iss: loggable(claims?.iss),
+      })
+    }
+    events.emit({
+      type: 'token_rejected',
+      level: error.code === 'provider_unavailable' ? 'warn' : 'info',
+      message: error.message,
+      reason: reason ?? error.code,
+      code: error.code,
+      kid: loggable(seen.jws?.header.kid),
+      iss: loggable(claims?.iss),
+      jti: loggable(claims?.jti),
+    })
+  }
+
+  async function verify(token: string): Promise<Identity> {
+    const seen: Seen = {}
+    try {
+      if (typeof token !== 'string' || token === '') {
+        throw fail('token_invalid', 'The token is empty.', 'empty')
+      }
+      if (token.length > maxTokenLength)
+        throw fail('token_invalid', 'The token is too long.', 'too_long')
+      const hit = cache.get(token)
+      if (hit !== undefined) {
+        if (jwks.stale) await jwks.ensureFresh()
+        if (jwks.isCurrent(hit.key)) {
+          try {
+            checkTimes(hit.identity.claims, Math.floor(now() / 1000), tolerance)
+          } catch (error) {
+            cache.delete(token)
+            throw error
+          }
+          return hit.identity
+        }
+        cache.delete(token)
+      }
+      return await verifyFresh(token, seen)
+    } catch (error) {
+      if (events.enabled) report(error, seen)
+      throw error
+    }
+  }
+
+  return Object.freeze({
+    issuer: config.issuer,
+    clientId: config.clientId,
+    verify,
+    ready: () => jwks.ensureFresh(),
+  })
+}
