@@ -1,0 +1,34 @@
+/**
+ * The bearer half of a session authenticator: scripts and API clients send
+ * `Authorization: Bearer <token>` to the same routes browsers reach with a cookie.
+ */
+import type { Authenticator } from '../authenticator.js'
+import type { RoleSource } from '../verify/claims.js'
+import { createBearerAuthenticator } from '../verify/bearer.js'
+import type { VerifierOptions } from '../verify/verifier.js'
+import type { ResolvedSessionConfig } from './options.js'
+
+/**
+ * Verifier options for bearer tokens on session routes. The issuer, the audience (the session's
+ * client id), the roles source and the realm are those of the session and cannot differ.
+ */
+export type SessionBearerOptions = Omit<VerifierOptions, 'issuer' | 'clientId' | 'roles'>
+
+export function createBearerFor(
+  config: ResolvedSessionConfig<RoleSource, SessionBearerOptions>,
+): Authenticator {
+  const options: SessionBearerOptions =
+    config.bearer === false || config.bearer === undefined ? {} : config.bearer
+  const expert = options.expert ?? {}
+  return createBearerAuthenticator({
+    ...options,
+    issuer: config.issuer.href,
+    clientId: config.clientId,
+    realm: config.realm,
+    ...(config.roles === undefined ? {} : { roles: config.roles }),
+    expert: {
+      ...(config.fetch === undefined ? {} : { fetch: config.fetch }),
+      ...expert,
+    },
+  })
+}

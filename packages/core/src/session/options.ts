@@ -1,0 +1,345 @@
+/**
+ * Options of `createSessionAuth`: checked, copied and frozen once, so nothing a caller still
+ * holds can change a running instance. Every mistake is an `SsoTypeError` at construction.
+ */
+import { SsoTypeError } from '../errors.js'
+import { MemorySessionStore } from './memory-store.js'
+import type { SessionStore } from './store.js'
+
+/** Sessions longer than this (12 h) ask the provider for an offline token, as tsgauth does. */
+export const OFFLINE_THRESHOLD_S = 43_200
+const MIN_SECRET_LENGTH = 32
+const RESERVED_LOGIN_PARAMS = new Set([
+  'client_id',
+  'redirect_uri',
+  'response_type',
+  'response_mode',
+  'scope',
+  'state',
+  'nonce',
+  'code_challenge',
+  'code_challenge_method',
+  'request',
+  'request_uri',
+  'claims',
+])
+const PREFIX = /^(\/[A-Za-z0-9._~-]+)+$/
+
+export interface SessionCookieOptions {
+  /**
+   * Development only: cookies without `Secure` (and without the `__Host-` prefix), allowed only
+   * when `publicUrl` is `http://localhost` or `http://127.0.0.1`. Default `false`.
+   */
+  readonly insecureHttpForLocalhost?: boolean
+}
+
+export interface SessionExpertOptions {
+  /** The fetch used for every request to the provider. Default: the global `fetch`. */
+  readonly fetch?: typeof fetch
+  /** The clock for session lifetimes, idle timeout and refresh timing, in ms since the epoch. */
+  readonly now?: () => number
+  /** Seconds before a request to the provider is abandoned. Default 10. */
+  readonly httpTimeout?: number
+  /**
+   * Talk to an `http:` issuer that is not on a loopback address. Never in production: tokens
+   * would cross the network in clear text. Loopback issuers (a local development provider) are
+   * always allowed.
+   */
+  readonly allowInsecureIssuer?: boolean
+}
+
+export interface SessionAuthOptionsBase<Roles, Bearer> {
+  /** The provider's issuer URL, e.g. `https://auth.cern.ch/auth/realms/cern`. */
+  readonly issuer: string
+  readonly clientId: string
+  readonly clientSecret: string
+  /**
+   * The application's external origin, e.g. `https://app.example.org`. The `redirect_uri`, the
+   * cookie `Secure` flag and every redirect are built from it, never from request headers.
+   */
+  readonly publicUrl: string
+  /** At least 32 characters. The first seals and signs; all of them open (rotation). */
+  readonly secret: string | readonly string[]
+  /** Where sessions live. Default: a `MemorySessionStore` (one process only). */
+  readonly store?: SessionStore
+  /** Path prefix of the login, callback and logout routes. Default `/auth`. */
+  readonly prefix?: string
+  /** Absolute session lifetime in seconds. Default 28 800 (8 h); above 12 h asks for `offline_access`. */
+  readonly sessionLifetime?: number
+  /** Seconds without a request after which a session ends. Default: none. */
+  readonly idleTimeout?: number
+  /** Scopes to request; `openid` is always added. Default `openid profile email`. */
+  readonly scopes?: string | readonly string[]
+  /** Where the provider sends the browser after logout (registered at the provider). Default `/`. */
+  readonly postLogoutRedirectPath?: string
+  /** Login starts allowed from one browser within two minutes before a loop is declared. Default 5. */
+  readonly maxLoginAttempts?: number
+  /** Query parameters of `<prefix>/login` passed on to the provider (e.g. `kc_idp_hint`). Default none. */
+  readonly loginParams?: readonly string[]
+  /** The realm in `WWW-Authenticate`. Default: the client id. */
+  readonly realm?: string
+  /** Where roles come from. Default: as the bearer verifier's default. */
+  readonly roles?: Roles
+  /** Bearer tokens on the same routes: `false` for sessions only. Default: tokens for `clientId`. */
+  readonly bearer?: false | Bearer
+  readonly cookies?: SessionCookieOptions
+  readonly expert?: SessionExpertOptions
+}
+
+export interface ResolvedSessionConfig<Roles, Bearer> {
+  readonly issuer: URL
+  readonly clientId: string
+  readonly clientSecret: string
+  /** Origin only, no trailing slash. */
+  readonly publicUrl: string
+  readonly secrets: readonly string[]
+  readonly store: SessionStore
+  readonly prefix: string
+  readonly redirectUri: string
+  readonly sessionLifetimeS: number
+  readonly idleTimeoutS: number | undefined
+  readonly scope: string
+  readonly offline: boolean
+  readonly postLogoutRedirectUri: string
+  readonly maxLoginAttempts: number
+  readonly loginParams: ReadonlySet<string>
+  readonly realm: string
+  readonly roles: Roles | undefined
+  readonly bearer: false | Bearer | undefined
+  readonly secure: boolean
+  readonly sessionCookie: string
+  readonly transactionCookiePrefix: string
+  readonly loopCookie: string
+  readonly now: () => number
+  readonly fetch: typeof fetch | undefined
+  readonly httpTimeoutMs: number
+  readonly allowHttpIssuer: boolean
+}
+
+function fail(message: string, code?: SsoTypeError['code']): never {
+  throw new SsoTypeError(message, code)
+}
+
+function requiredString(value: unknown, name: string): string {
+  if (value === undefined || value === null || value === '') {
+    fail(`createSessionAuth: option ${name} is required`, 'ERR_MISSING_OPTION')
+  }
+  if (typeof value !== 'string')
+    fail(`createSessionAuth: ${name} must be a string`, 'ERR_INVALID_ARG_TYPE')
+  return value
+}
+
+function seconds(value: unknown, name: string, fallback: number | undefined): number | undefined {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+    fail(`createSessionAuth: ${name} must be a positive whole number of seconds`)
+  }
+  return value
+}
+
+function isLoopback(url: URL): boolean {
+  return url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]'
+}
+
+function parseUrl(value: string, name: string): URL {
+  try {
+    return new URL(value)
+  } catch {
+    return fail(`createSessionAuth: ${name} must be an absolute URL`)
+  }
+}
+
+export function resolveOptions<Roles, Bearer>(
+  options: SessionAuthOptionsBase<Roles, Bearer>,
+): ResolvedSessionConfig<Roles, Bearer> {
+  if (typeof options !== 'object' || (options as unknown) === null) {
+    fail('createSessionAuth: options must be an object', 'ERR_INVALID_ARG_TYPE')
+  }
+  const expert = options.expert ?? {}
+  const allowHttpIssuer = expert.allowInsecureIssuer === true
+
+  const issuer = parseUrl(requiredString(options.issuer, 'issuer'), 'issuer')
+  if (issuer.protocol !== 'https:' && issuer.protocol !== 'http:') {
+    fail('createSessionAuth: issuer must be an https URL')
+  }
+  if (issuer.protocol === 'http:' && !isLoopback(issuer) && !allowHttpIssuer) {
+    fail('createSessionAuth: issuer must use https (http is allowed only on localhost)')
+  }
+  if (issuer.search !== '' || issuer.hash !== '')
+    fail('createSessionAuth: issuer must not have a query or fragment')
+
+  const clientId = requiredString(options.clientId, 'clientId')
+  const clientSecret = requiredString(options.clientSecret, 'clientSecret')
+
+  const publicUrlInput = requiredString(options.publicUrl, 'publicUrl')
+  const publicUrl = parseUrl(publicUrlInput, 'publicUrl')
+  if (publicUrl.protocol !== 'https:' && publicUrl.protocol !== 'http:') {
+    fail('createSessionAuth: publicUrl must be an https URL')
+  }
+  if (publicUrl.pathname !== '/' || publicUrl.search !== '' || publicUrl.hash !== '') {
+    fail('createSessionAuth: publicUrl must be an origin such as https://app.example.org (no path)')
+  }
+  if (publicUrl.username !== '' || publicUrl.password !== '')
+    fail('createSessionAuth: publicUrl must not contain credentials')
+
+  const insecure = options.cookies?.insecureHttpForLocalhost
+  if (insecure !== undefined && typeof insecure !== 'boolean') {
+    fail(
+      'createSessionAuth: cookies.insecureHttpForLocalhost must be a boolean',
+      'ERR_INVALID_ARG_TYPE',
+    )
+  }
+  const localhostHttp =
+    publicUrl.protocol === 'http:' &&
+    (publicUrl.hostname === 'localhost' || publicUrl.hostname === '127.0.0.1')
+  if (insecure === true && !localhostHttp) {
+    fail(
+      'createSessionAuth: cookies.insecureHttpForLocalhost is allowed only with an http://localhost or http://127.0.0.1 publicUrl',
+    )
+  }
+  if (publicUrl.protocol === 'http:' && insecure !== true) {
+    fail(
+      localhostHttp
+        ? 'createSessionAuth: an http publicUrl needs cookies.insecureHttpForLocalhost: true (browsers drop Secure cookies over http)'
+        : 'createSessionAuth: publicUrl must use https; http is allowed only for localhost during development',
+    )
+  }
+  const secure = insecure !== true
+
+  const secretInput = options.secret
+  const secrets =
+    typeof secretInput === 'string'
+      ? [secretInput]
+      : Array.isArray(secretInput)
+        ? [...(secretInput as readonly unknown[])]
+        : undefined
+  if (secrets === undefined || secrets.length === 0) {
+    fail(
+      'createSessionAuth: option secret is required (a string of at least 32 characters, or a list for rotation)',
+      'ERR_MISSING_OPTION',
+    )
+  }
+  for (const s of secrets) {
+    if (typeof s !== 'string' || s.length < MIN_SECRET_LENGTH) {
+      fail(
+        `createSessionAuth: every secret must be a string of at least ${MIN_SECRET_LENGTH} characters`,
+      )
+    }
+  }
+
+  const store = options.store ?? new MemorySessionStore()
+  for (const method of [
+    'get',
+    'set',
+    'delete',
+    'deleteBySubject',
+    'deleteBySid',
+    'lock',
+    'close',
+  ] as const) {
+    if (typeof store[method] !== 'function')
+      fail(`createSessionAuth: store must implement ${method}()`, 'ERR_INVALID_ARG_TYPE')
+  }
+
+  const prefix = options.prefix ?? '/auth'
+  if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
+    fail('createSessionAuth: prefix must be a path such as /auth (no trailing slash)')
+  }
+
+  const sessionLifetimeS = seconds(options.sessionLifetime, 'sessionLifetime', 28_800) ?? 28_800
+  const idleTimeoutS = seconds(options.idleTimeout, 'idleTimeout', undefined)
+  const offline = sessionLifetimeS > OFFLINE_THRESHOLD_S
+
+  const scopeInput = options.scopes ?? ['openid', 'profile', 'email']
+  const scopeList =
+    typeof scopeInput === 'string'
+      ? scopeInput.split(/\s+/)
+      : Array.isArray(scopeInput)
+        ? [...(scopeInput as readonly unknown[])]
+        : undefined
+  if (scopeList === undefined || !scopeList.every((s) => typeof s === 'string')) {
+    fail('createSessionAuth: scopes must be a string or a list of strings', 'ERR_INVALID_ARG_TYPE')
+  }
+  const scopes = new Set(['openid', ...scopeList.filter((s) => s !== '')])
+  for (const s of scopes)
+    if (!/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(s))
+      fail(`createSessionAuth: invalid scope ${JSON.stringify(s)}`)
+  if (offline) scopes.add('offline_access')
+
+  const postLogoutPath = options.postLogoutRedirectPath ?? '/'
+  if (
+    typeof postLogoutPath !== 'string' ||
+    !postLogoutPath.startsWith('/') ||
+    postLogoutPath.startsWith('//') ||
+    /[\s\\]/.test(postLogoutPath)
+  ) {
+    fail('createSessionAuth: postLogoutRedirectPath must be a path on this application, such as /')
+  }
+
+  const maxLoginAttempts = options.maxLoginAttempts ?? 5
+  if (!Number.isSafeInteger(maxLoginAttempts) || maxLoginAttempts < 1) {
+    fail('createSessionAuth: maxLoginAttempts must be a positive integer')
+  }
+
+  const loginParams = new Set<string>()
+  for (const name of options.loginParams ?? []) {
+    if (typeof name !== 'string' || name === '')
+      fail('createSessionAuth: loginParams must be parameter names', 'ERR_INVALID_ARG_TYPE')
+    if (RESERVED_LOGIN_PARAMS.has(name) || name.startsWith('code_') || name === 'returnTo') {
+      fail(`createSessionAuth: loginParams may not include ${name}, which ssokit sets itself`)
+    }
+    loginParams.add(name)
+  }
+
+  const realm = options.realm ?? clientId
+  // eslint-disable-next-line no-control-regex
+  if (typeof realm !== 'string' || /["\\\x00-\x1f]/.test(realm))
+    fail('createSessionAuth: realm must be a plain string')
+
+  if (
+    options.bearer !== undefined &&
+    options.bearer !== false &&
+    typeof options.bearer !== 'object'
+  ) {
+    fail('createSessionAuth: bearer must be false or verifier options', 'ERR_INVALID_ARG_TYPE')
+  }
+
+  if (expert.fetch !== undefined && typeof expert.fetch !== 'function')
+    fail('createSessionAuth: expert.fetch must be a function', 'ERR_INVALID_ARG_TYPE')
+  if (expert.now !== undefined && typeof expert.now !== 'function')
+    fail('createSessionAuth: expert.now must be a function', 'ERR_INVALID_ARG_TYPE')
+  const httpTimeout = expert.httpTimeout ?? 10
+  if (typeof httpTimeout !== 'number' || !Number.isFinite(httpTimeout) || httpTimeout <= 0) {
+    fail('createSessionAuth: expert.httpTimeout must be a positive number of seconds')
+  }
+
+  const origin = publicUrl.origin
+  return Object.freeze({
+    issuer,
+    clientId,
+    clientSecret,
+    publicUrl: origin,
+    secrets: Object.freeze(secrets as string[]),
+    store,
+    prefix,
+    redirectUri: `${origin}${prefix}/callback`,
+    sessionLifetimeS,
+    idleTimeoutS,
+    scope: [...scopes].join(' '),
+    offline,
+    postLogoutRedirectUri: `${origin}${postLogoutPath}`,
+    maxLoginAttempts,
+    loginParams,
+    realm,
+    roles: options.roles,
+    bearer: options.bearer,
+    secure,
+    sessionCookie: secure ? '__Host-ssokit-session' : 'ssokit-session',
+    transactionCookiePrefix: secure ? '__Secure-ssokit-tx-' : 'ssokit-tx-',
+    loopCookie: secure ? '__Host-ssokit-login' : 'ssokit-login',
+    now: expert.now ?? Date.now,
+    fetch: expert.fetch,
+    httpTimeoutMs: httpTimeout * 1000,
+    allowHttpIssuer: issuer.protocol === 'http:',
+  })
+}

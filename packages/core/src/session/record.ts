@@ -1,0 +1,75 @@
+/**
+ * The session record kept in the store, serialised as JSON with a format version `v`.
+ * A record written by a newer format (or one that does not parse) counts as no session.
+ */
+
+export const RECORD_VERSION = 1
+
+export interface SessionRecord {
+  readonly v: typeof RECORD_VERSION
+  readonly iss: string
+  readonly sub: string
+  /** The provider's session id, for back-channel logout by `sid`. */
+  readonly sid: string | undefined
+  /** Audience and authorized party of the first ID token: a refresh may not change them. */
+  readonly aud: string | readonly string[]
+  readonly azp: string | undefined
+  readonly idToken: string
+  readonly accessToken: string
+  readonly refreshToken: string | undefined
+  /** Milliseconds since the epoch, from the server's clock. */
+  readonly accessExpiresAt: number | undefined
+  /** When the access token is refreshed (a margin before it expires), in ms since the epoch. */
+  readonly refreshAt: number | undefined
+  readonly createdAt: number
+  readonly expiresAt: number
+  readonly lastSeenAt: number
+  /** Whether the refresh token is an offline token (`offline_access`). */
+  readonly offline: boolean
+}
+
+function isString(value: unknown): value is string {
+  return typeof value === 'string'
+}
+
+function isFiniteNumber(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value)
+}
+
+export function encodeRecord(record: SessionRecord): string {
+  return JSON.stringify(record)
+}
+
+/** The record, or `undefined` when the data is not one this version can read. */
+export function decodeRecord(data: string): SessionRecord | undefined {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(data)
+  } catch {
+    return undefined
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined
+  const r = parsed as Record<string, unknown>
+  if (r.v !== RECORD_VERSION) return undefined
+  const aud = r.aud
+  const audOk = isString(aud) || (Array.isArray(aud) && aud.every(isString))
+  if (
+    !isString(r.iss) ||
+    !isString(r.sub) ||
+    !(r.sid === undefined || isString(r.sid)) ||
+    !audOk ||
+    !(r.azp === undefined || isString(r.azp)) ||
+    !isString(r.idToken) ||
+    !isString(r.accessToken) ||
+    !(r.refreshToken === undefined || isString(r.refreshToken)) ||
+    !(r.accessExpiresAt === undefined || isFiniteNumber(r.accessExpiresAt)) ||
+    !(r.refreshAt === undefined || isFiniteNumber(r.refreshAt)) ||
+    !isFiniteNumber(r.createdAt) ||
+    !isFiniteNumber(r.expiresAt) ||
+    !isFiniteNumber(r.lastSeenAt) ||
+    typeof r.offline !== 'boolean'
+  ) {
+    return undefined
+  }
+  return parsed as SessionRecord
+}
