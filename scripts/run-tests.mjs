@@ -26,7 +26,8 @@ function collect(dir, out) {
 
 const filters = process.argv.slice(2)
 const files = []
-for (const pkg of readdirSync(join(root, 'packages'))) collect(join(root, 'packages', pkg, 'test'), files)
+for (const pkg of readdirSync(join(root, 'packages')))
+  collect(join(root, 'packages', pkg, 'test'), files)
 collect(join(root, 'test'), files)
 const selected = filters.length ? files.filter((f) => filters.some((x) => f.includes(x))) : files
 if (selected.length === 0) {

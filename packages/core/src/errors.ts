@@ -90,7 +90,10 @@ export class SsoTypeError extends TypeError {
 
   constructor(
     message: string,
-    code: 'ERR_INVALID_ARG_VALUE' | 'ERR_INVALID_ARG_TYPE' | 'ERR_MISSING_OPTION' = 'ERR_INVALID_ARG_VALUE',
+    code:
+      | 'ERR_INVALID_ARG_VALUE'
+      | 'ERR_INVALID_ARG_TYPE'
+      | 'ERR_MISSING_OPTION' = 'ERR_INVALID_ARG_VALUE',
   ) {
     super(message)
     this.code = code

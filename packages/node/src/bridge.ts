@@ -1,0 +1,152 @@
+/**
+ * The bridge between Node's `IncomingMessage`/`ServerResponse` and ssokit's request and response
+ * shapes. Express and Fastify adapters share it. It never buffers a body and patches no globals.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web'
+import type { TLSSocket } from 'node:tls'
+import type { RequestLike, ResponseParts } from '@ssokit/core'
+
+const EMPTY: readonly string[] = Object.freeze([])
+
+/**
+ * Every occurrence of every header. Request objects that are not a real `IncomingMessage`
+ * (light-my-request's, behind `fastify.inject()`) have no `headersDistinct`; `headers` is then the
+ * only view, and a repeated header arrives as an array there.
+ */
+function distinct(req: IncomingMessage): NodeJS.Dict<string[]> {
+  const own = (req as Partial<Pick<IncomingMessage, 'headersDistinct'>>).headersDistinct
+  if (own !== undefined) return own
+  const out: NodeJS.Dict<string[]> = {}
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) out[name] = typeof value === 'string' ? [value] : value
+  }
+  return out
+}
+
+/**
+ * A `RequestLike` view of a Node request, without copying its headers. Values are read from
+ * `rawHeaders`, one entry per occurrence: `req.headers` silently drops a second `Authorization`,
+ * which the core must see to reject the request as ambiguous.
+ *
+ * @param url The request target to report instead of `req.url` (Express's `originalUrl`).
+ */
+export function toRequestLike(req: IncomingMessage, url?: string): RequestLike {
+  return {
+    method: req.method ?? 'GET',
+    url: url ?? req.url ?? '/',
+    header(name) {
+      return headerValues(req, name)
+    },
+  }
+}
+
+/** Every value of one header (`name` in lower case), scanning `rawHeaders` once. */
+function headerValues(req: IncomingMessage, name: string): readonly string[] {
+  const raw = (req as Partial<Pick<IncomingMessage, 'rawHeaders'>>).rawHeaders
+  if (raw === undefined) return distinct(req)[name] ?? EMPTY
+  let found: string[] | undefined
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const key = raw[i]
+    const value = raw[i + 1]
+    if (key?.length === name.length && value !== undefined && key.toLowerCase() === name) {
+      ;(found ??= []).push(value)
+    }
+  }
+  return found ?? EMPTY
+}
+
+export interface WebRequestOptions {
+  /**
+   * Take the scheme and host from `X-Forwarded-Proto` and `X-Forwarded-Host`. Only set this when
+   * a proxy you control overwrites those headers; otherwise any client can choose them.
+   */
+  readonly trustProxy?: boolean
+  /** The public origin of the app (`https://app.example.org`); wins over every header. */
+  readonly publicUrl?: string | URL
+  /** The request target to use instead of `req.url` (Express's `originalUrl`). */
+  readonly url?: string
+}
+
+function firstValue(headers: NodeJS.Dict<string[]>, name: string): string | undefined {
+  const value = headers[name]?.[0]
+  // A proxy chain appends: the first entry is the one the client-facing proxy wrote.
+  return value?.split(',')[0]?.trim() || undefined
+}
+
+function origin(
+  req: IncomingMessage,
+  headers: NodeJS.Dict<string[]>,
+  options: WebRequestOptions,
+): string {
+  if (options.publicUrl !== undefined) return new URL(options.publicUrl).origin
+  let proto = (req.socket as Partial<TLSSocket> | undefined)?.encrypted === true ? 'https' : 'http'
+  let host = headers.host?.[0] ?? headers[':authority']?.[0]
+  if (options.trustProxy === true) {
+    const forwardedProto = firstValue(headers, 'x-forwarded-proto')
+    if (forwardedProto === 'http' || forwardedProto === 'https') proto = forwardedProto
+    host = firstValue(headers, 'x-forwarded-host') ?? host
+  }
+  return `${proto}://${host ?? 'localhost'}`
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  if (req.method === 'GET' || req.method === 'HEAD') return false
+  const length = req.headers['content-length']
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+}
+
+/**
+ * A web `Request` for a Node request, for the routes that need one (login, callback, logout).
+ * The body is streamed from `req` as the consumer reads it, never collected first.
+ */
+export function toWebRequest(req: IncomingMessage, options: WebRequestOptions = {}): Request {
+  const all = distinct(req)
+  const url = new URL(options.url ?? req.url ?? '/', origin(req, all, options))
+  const headers = new Headers()
+  for (const [name, values] of Object.entries(all)) {
+    // HTTP/2 pseudo-headers (":path") are not valid header names in a web Request.
+    if (values === undefined || name.startsWith(':')) continue
+    for (const value of values) headers.append(name, value)
+  }
+  const init: RequestInit & { duplex?: 'half' } = { method: req.method ?? 'GET', headers }
+  if (hasBody(req)) {
+    init.body = Readable.toWeb(req) as ReadableStream<Uint8Array>
+    // Required by undici for a streamed request body.
+    init.duplex = 'half'
+  }
+  return new Request(url, init)
+}
+
+/** Writes `ResponseParts` (a rejection from the core) to a Node response and ends it. */
+export function sendParts(res: ServerResponse, parts: ResponseParts): void {
+  res.statusCode = parts.status
+  for (const [name, value] of Object.entries(parts.headers)) res.setHeader(name, value)
+  res.end(parts.body)
+}
+
+/**
+ * Writes a web `Response` to a Node response, streaming its body with backpressure. Resolves
+ * once the body is written, or once the client has gone away.
+ */
+export async function sendWebResponse(res: ServerResponse, response: Response): Promise<void> {
+  res.statusCode = response.status
+  if (response.statusText !== '') res.statusMessage = response.statusText
+  const cookies = response.headers.getSetCookie()
+  if (cookies.length > 0) res.setHeader('set-cookie', cookies)
+  for (const [name, value] of response.headers) {
+    if (name !== 'set-cookie') res.setHeader(name, value)
+  }
+  if (response.body === null) {
+    res.end()
+    return
+  }
+  try {
+    await pipeline(Readable.fromWeb(response.body as NodeReadableStream), res)
+  } catch {
+    // The client closed the connection first; there is nobody left to answer.
+    res.destroy()
+  }
+}
