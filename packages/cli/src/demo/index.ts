@@ -1,0 +1,157 @@
+/**
+ * `ssokit demo` as a function: the development identity provider and the demo application,
+ * started together and stopped together.
+ */
+import { SsoError, type SessionStore } from '@ssokit/core'
+import { startIdp, type RunningIdp } from '@ssokit/idp'
+import { RedisSessionStore } from '@ssokit/redis'
+import { startDemoApp, type RunningDemoApp } from './app.js'
+
+export { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, startDemoApp } from './app.js'
+export type { DemoAppOptions, RunningDemoApp } from './app.js'
+
+export interface DemoOptions {
+  /** Port of the identity provider; `0` picks a free one. Default 4000. */
+  readonly idpPort?: number
+  /** Port of the application; `0` picks a free one. Default 3000. */
+  readonly appPort?: number
+  /** Keep sessions in Redis at this URL (`redis://127.0.0.1:6379`). Default: in memory. */
+  readonly redis?: string
+  /** Receives a line for each unexpected failure inside the application. */
+  readonly log?: (line: string) => void
+}
+
+export interface RunningDemo {
+  readonly idp: RunningIdp
+  readonly app: RunningDemoApp
+  close(): Promise<void>
+}
+
+/** Which part could not start, so the command line can say what to change. */
+export class DemoStartError extends Error {
+  override readonly name = 'DemoStartError'
+  constructor(
+    message: string,
+    readonly part: 'idp' | 'app' | 'redis',
+    options?: { cause?: unknown },
+  ) {
+    super(message, options)
+  }
+}
+
+function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null || !('code' in error)) return undefined
+  return typeof error.code === 'string' ? error.code : undefined
+}
+
+function listenFailure(error: unknown, part: 'idp' | 'app', port: number): DemoStartError {
+  const what = part === 'idp' ? 'identity provider' : 'application'
+  const flag = part === 'idp' ? '--idp-port' : '--app-port'
+  switch (errorCode(error)) {
+    case 'EADDRINUSE':
+      return new DemoStartError(
+        `port ${port} is already in use, so the ${what} cannot start; stop whatever uses it or choose another port with ${flag}`,
+        part,
+        { cause: error },
+      )
+    case 'EACCES':
+      return new DemoStartError(
+        `port ${port} needs privileges this user lacks, so the ${what} cannot start; choose another port with ${flag}`,
+        part,
+        { cause: error },
+      )
+    default:
+      return new DemoStartError(
+        `the ${what} cannot start: ${error instanceof Error ? error.message : String(error)}`,
+        part,
+        { cause: error },
+      )
+  }
+}
+
+async function openRedis(url: string): Promise<SessionStore> {
+  let store: RedisSessionStore
+  try {
+    store = new RedisSessionStore({ url })
+  } catch (error) {
+    throw new DemoStartError(
+      `--redis: ${error instanceof Error ? error.message : String(error)}`,
+      'redis',
+      { cause: error },
+    )
+  }
+  try {
+    // One read up front, so an unreachable server is reported now rather than at the first login.
+    await store.get('ssokit-demo-startup-check')
+  } catch (error) {
+    await store.close().catch(() => undefined)
+    const reason =
+      error instanceof SsoError
+        ? 'it did not answer (is redis-server running there?)'
+        : error instanceof Error
+          ? error.message
+          : String(error)
+    throw new DemoStartError(`cannot use Redis at ${redactUrl(url)}: ${reason}`, 'redis', {
+      cause: error,
+    })
+  }
+  return store
+}
+
+/**
+ * Starts the identity provider (built-in realm: alice/alice, bob/bob) and the demo application
+ * using it. Ports `0` pick free ones; the returned objects carry the real URLs.
+ */
+export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo> {
+  const idpPort = options.idpPort ?? 4000
+  const appPort = options.appPort ?? 3000
+  const store = options.redis === undefined ? undefined : await openRedis(options.redis)
+
+  let idp: RunningIdp
+  try {
+    idp = await startIdp({ port: idpPort, log: false })
+  } catch (error) {
+    await store?.close().catch(() => undefined)
+    throw listenFailure(error, 'idp', idpPort)
+  }
+
+  let app: RunningDemoApp
+  try {
+    app = await startDemoApp({
+      port: appPort,
+      issuer: idp.issuer,
+      ...(store === undefined ? {} : { store, storeName: `Redis (${redactUrl(options.redis)})` }),
+      ...(options.log === undefined ? {} : { log: options.log }),
+    })
+  } catch (error) {
+    await idp.close()
+    await store?.close().catch(() => undefined)
+    throw listenFailure(error, 'app', appPort)
+  }
+
+  let closing: Promise<void> | undefined
+  return {
+    idp,
+    app,
+    close() {
+      closing ??= (async () => {
+        await app.close()
+        await idp.close()
+        await store?.close()
+      })()
+      return closing
+    },
+  }
+}
+
+/** A Redis URL fit for display: any password replaced. */
+export function redactUrl(url: string | undefined): string {
+  if (url === undefined) return ''
+  try {
+    const parsed = new URL(url)
+    if (parsed.password !== '') parsed.password = '***'
+    return parsed.href
+  } catch {
+    return 'invalid URL'
+  }
+}
