@@ -29,7 +29,7 @@ if (!hasCommand('wrk')) {
 
 const selected = process.argv.slice(2)
 let failed = false
-for (const name of ['verify', 'http']) {
+for (const name of ['verify', 'http', 'session']) {
   if (selected.length > 0 && !selected.includes(name)) continue
   const file = join('bench', `${name}.ts`)
   if (!existsSync(join(root, file))) {
