@@ -87,6 +87,9 @@ export function checkIssuerAndAudience(
 }
 
 function normalizeTyp(value: string): string {
+  // The values providers actually send, without building a string each time.
+  if (value === 'JWT') return 'application/jwt'
+  if (value === 'at+jwt') return 'application/at+jwt'
   const lower = value.toLowerCase()
   return value.includes('/') ? lower : `application/${lower}`
 }
@@ -147,9 +150,16 @@ function own(value: unknown, name: string): unknown {
     : undefined
 }
 
-function stringsOf(value: unknown): string[] {
-  if (!Array.isArray(value)) return []
-  return (value as unknown[]).filter((v): v is string => typeof v === 'string')
+const NO_STRINGS: readonly string[] = Object.freeze([])
+
+function stringsOf(value: unknown): readonly string[] {
+  if (!Array.isArray(value)) return NO_STRINGS
+  const items = value as unknown[]
+  // Role lists are nearly always all strings: then the list itself serves, without a copy.
+  for (const item of items) {
+    if (typeof item !== 'string') return items.filter((v): v is string => typeof v === 'string')
+  }
+  return items as string[]
 }
 
 /** Builds the role reader once, when the verifier is created. */

@@ -5,58 +5,12 @@
  */
 
 const URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
-/** Every UTF-16 code unit to its base64url value, -1 outside the alphabet. */
-const DECODE = new Int8Array(65536).fill(-1)
+/** Every byte to its base64url value, -1 outside the alphabet. */
+const DECODE = new Int8Array(256).fill(-1)
 for (let i = 0; i < URL_ALPHABET.length; i++) DECODE[URL_ALPHABET.charCodeAt(i)] = i
 
-/**
- * Decodes base64url the way jose does on Node 20: the strict alphabet takes a fast loop; anything
- * else (padding, ASCII whitespace) goes through the same `atob`-based route jose uses.
- */
-export function decodeBase64url(input: string): Uint8Array | undefined {
-  const out = new Uint8Array(decodedLength(input))
-  const written = decodeInto(input, out, 0)
-  return written === -1 ? decodeForgiving(input) : out
-}
-
-/** Bytes a strict base64url string decodes to (an upper bound for any other string). */
-function decodedLength(input: string): number {
-  const rest = input.length & 3
-  return (input.length >> 2) * 3 + (rest === 0 ? 0 : rest - 1)
-}
-
-/** Strict base64url into `out` at `offset`: the number of bytes written, or -1 (not strict). */
-function decodeInto(input: string, out: Uint8Array, offset: number): number {
-  const length = input.length
-  const rest = length & 3
-  if (rest === 1) return -1
-  const full = length - rest
-  const table = DECODE
-  let bad = 0
-  let o = offset
-  for (let i = 0; i < full; i += 4) {
-    const a = table[input.charCodeAt(i)] as number
-    const b = table[input.charCodeAt(i + 1)] as number
-    const c = table[input.charCodeAt(i + 2)] as number
-    const d = table[input.charCodeAt(i + 3)] as number
-    bad |= a | b | c | d
-    const n = (a << 18) | (b << 12) | (c << 6) | d
-    out[o] = n >> 16
-    out[o + 1] = n >> 8
-    out[o + 2] = n
-    o += 3
-  }
-  if (rest > 0) {
-    const a = table[input.charCodeAt(full)] as number
-    const b = table[input.charCodeAt(full + 1)] as number
-    const c = rest === 3 ? (table[input.charCodeAt(full + 2)] as number) : 0
-    bad |= a | b | c
-    const n = (a << 18) | (b << 12) | (c << 6)
-    out[o++] = n >> 16
-    if (rest === 3) out[o++] = n >> 8
-  }
-  return bad < 0 ? -1 : o - offset
-}
+const encoder = new TextEncoder()
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
 
 /**
  * One reusable buffer for the bytes of the token being checked: verification is synchronous from
@@ -69,22 +23,90 @@ function scratchOf(size: number): Uint8Array {
   return scratch
 }
 
-function decodeForgiving(input: string): Uint8Array | undefined {
-  if (input.includes('+') || input.includes('/')) return undefined
-  let binary: string
+/** Where `isAscii` writes; only the byte count matters, so it is never read. */
+let probe = new Uint8Array(8192)
+
+/**
+ * Whether a string is ASCII: its UTF-8 form then has one byte a character. A string longer than
+ * the probe buffer makes it grow (bounded by the maximum token length).
+ */
+function isAscii(text: string): boolean {
+  if (probe.length < text.length) probe = new Uint8Array(text.length * 2)
+  const { read, written } = encoder.encodeInto(text, probe)
+  return read === text.length && written === text.length
+}
+
+/**
+ * Decodes strict base64url (the alphabet only, no padding) from the ASCII bytes at `from..to`,
+ * in place: the decoded bytes start at `from`, behind the bytes still to be read. Returns their
+ * number, or -1 for any other input. For strict input this is exactly what `atob` decodes to.
+ */
+function decodeInPlace(bytes: Uint8Array, from: number, to: number): number {
+  const length = to - from
+  const rest = length & 3
+  if (rest === 1) return -1
+  const full = to - rest
+  const table = DECODE
+  let bad = 0
+  let o = from
+  for (let i = from; i < full; i += 4) {
+    const a = table[bytes[i] as number] as number
+    const b = table[bytes[i + 1] as number] as number
+    const c = table[bytes[i + 2] as number] as number
+    const d = table[bytes[i + 3] as number] as number
+    bad |= a | b | c | d
+    const n = (a << 18) | (b << 12) | (c << 6) | d
+    bytes[o] = n >> 16
+    bytes[o + 1] = n >> 8
+    bytes[o + 2] = n
+    o += 3
+  }
+  if (rest > 0) {
+    const a = table[bytes[full] as number] as number
+    const b = table[bytes[full + 1] as number] as number
+    const c = rest === 3 ? (table[bytes[full + 2] as number] as number) : 0
+    bad |= a | b | c
+    const n = (a << 18) | (b << 12) | (c << 6)
+    bytes[o++] = n >> 16
+    if (rest === 3) bytes[o++] = n >> 8
+  }
+  return bad < 0 ? -1 : o - from
+}
+
+/**
+ * jose's base64url decoding (on Node 20): no `+` or `/`, the alphabet swapped, then `atob`, which
+ * also takes padding and ASCII whitespace. The bytes as a Latin-1 string, or `undefined`.
+ */
+function decodeBinary(segment: string): string | undefined {
+  if (segment.includes('+') || segment.includes('/')) return undefined
   try {
-    binary = atob(input.replace(/-/g, '+').replace(/_/g, '/'))
+    return atob(segment.replace(/-/g, '+').replace(/_/g, '/'))
   } catch {
     return undefined
   }
+}
+
+function latin1Bytes(binary: string): Uint8Array {
   const bytes = new Uint8Array(binary.length)
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i)
   return bytes
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
-// eslint-disable-next-line no-control-regex
-const ASCII = /^[\u0000-\u007f]*$/
+/**
+ * A segment's bytes as text, as jose reads the claims (strict UTF-8, a leading byte-order mark
+ * dropped), or `undefined` when they are not base64url or not UTF-8.
+ */
+function decodeText(segment: string): string | undefined {
+  const binary = decodeBinary(segment)
+  if (binary === undefined) return undefined
+  // ASCII bytes are already the text; anything else is decoded strictly.
+  if (isAscii(binary)) return binary
+  try {
+    return strictUtf8.decode(latin1Bytes(binary))
+  } catch {
+    return undefined
+  }
+}
 
 /** A plain JSON object (not an array, not a class instance), as jose's `isObject`. */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -95,36 +117,27 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 }
 
 /**
- * Parses a base64url JSON object segment. `JSON.parse` keeps a `__proto__` member as an own data
- * property, so a hostile name cannot reach any prototype.
+ * `JSON.parse` of a header or claims text, `undefined` unless it is a top-level object.
+ * `JSON.parse` keeps a `__proto__` member as an own data property, so a hostile name cannot reach
+ * any prototype.
  */
-export function decodeJsonObject(segment: string): Record<string, unknown> | undefined {
-  // jose's own decoding (`atob` after the alphabet swap): identical answers by construction.
-  if (segment.includes('+') || segment.includes('/')) return undefined
-  let binary: string
-  try {
-    binary = atob(segment.replace(/-/g, '+').replace(/_/g, '/'))
-  } catch {
-    return undefined
-  }
-  let text = binary
-  if (!ASCII.test(binary)) {
-    // Multi-byte UTF-8 (or a byte-order mark, or invalid UTF-8): decode strictly, as jose does.
-    const bytes = new Uint8Array(binary.length)
-    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i)
-    try {
-      text = strictUtf8.decode(bytes)
-    } catch {
-      return undefined
-    }
-  }
+export function parseJsonObject(text: string): Record<string, unknown> | undefined {
   let value: unknown
   try {
     value = JSON.parse(text)
   } catch {
     return undefined
   }
-  return isPlainObject(value) ? value : undefined
+  // `JSON.parse` makes primitives, arrays and plain objects only.
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined
+}
+
+/** Parses a base64url JSON object segment. */
+export function decodeJsonObject(segment: string): Record<string, unknown> | undefined {
+  const text = decodeText(segment)
+  return text === undefined ? undefined : parseJsonObject(text)
 }
 
 export interface CompactJws {
@@ -134,7 +147,8 @@ export interface CompactJws {
   readonly signingInput: Uint8Array
   /** May be a view of the scratch buffer. */
   readonly signature: Uint8Array
-  readonly payloadSegment: string
+  /** The payload as jose decodes it, or `undefined` when it is not base64url of UTF-8 text. */
+  readonly payloadText: string | undefined
 }
 
 /** Why a compact JWS was refused before any key was looked at (for logs, never for clients). */
@@ -147,17 +161,21 @@ export type CompactFailure =
   | 'alg_not_allowed'
   | 'bad_signature_encoding'
 
-const encoder = new TextEncoder()
-
 /**
  * Decoded headers by their segment. A provider signs with a handful of keys, so its tokens share
  * a few headers; the cache is small and emptied when full, so junk headers cannot grow it.
  */
 const HEADER_CACHE_SIZE = 64
-const headers = new Map<
-  string,
-  { readonly header: Record<string, unknown>; readonly b64: boolean }
->()
+
+interface ParsedHeader {
+  readonly header: Record<string, unknown>
+  readonly b64: boolean
+}
+
+const headers = new Map<string, ParsedHeader>()
+/** The last header seen, compared in place: most tokens in a row share it. */
+let lastSegment = ''
+let lastParsed: ParsedHeader | undefined
 
 /**
  * Splits and checks a compact JWS up to the point where a key is needed. Returns the failure
@@ -171,16 +189,21 @@ export function parseCompact(
   if (first === -1) return 'not_compact'
   const second = token.indexOf('.', first + 1)
   if (second === -1 || token.indexOf('.', second + 1) !== -1) return 'not_compact'
-  const headerSegment = token.slice(0, first)
-  let parsed = headers.get(headerSegment)
-  if (parsed === undefined) {
-    const decoded = decodeJsonObject(headerSegment)
-    if (decoded === undefined) return 'bad_header'
-    const b64 = checkCrit(decoded)
-    if (b64 === undefined) return 'bad_crit'
-    parsed = { header: Object.freeze(decoded), b64 }
-    if (headers.size >= HEADER_CACHE_SIZE) headers.clear()
-    headers.set(headerSegment, parsed)
+  let parsed = lastParsed
+  if (parsed === undefined || first !== lastSegment.length || !token.startsWith(lastSegment)) {
+    const headerSegment = token.slice(0, first)
+    parsed = headers.get(headerSegment)
+    if (parsed === undefined) {
+      const decoded = decodeJsonObject(headerSegment)
+      if (decoded === undefined) return 'bad_header'
+      const b64 = checkCrit(decoded)
+      if (b64 === undefined) return 'bad_crit'
+      parsed = { header: Object.freeze(decoded), b64 }
+      if (headers.size >= HEADER_CACHE_SIZE) headers.clear()
+      headers.set(headerSegment, parsed)
+    }
+    lastSegment = headerSegment
+    lastParsed = parsed
   }
   const { header, b64 } = parsed
   const alg = header.alg
@@ -188,26 +211,35 @@ export function parseCompact(
   if (!allowed.has(alg)) return 'alg_not_allowed'
   // A JWT never uses an unencoded payload (RFC 7797 §7); jose refuses it after the signature.
   if (!b64) return 'unencoded_payload'
-  // A non-ASCII character in the payload segment fails its base64url decoding after the
-  // signature check, as in jose; in the header segment it has failed already.
-  const signatureSegment = token.slice(second + 1)
-  // Worst case: three UTF-8 bytes per character of the signed part, then the signature.
-  const buffer = scratchOf(second * 3 + decodedLength(signatureSegment))
-  const { written: inputLength } = encoder.encodeInto(token.slice(0, second), buffer)
-  const signatureLength = decodeInto(signatureSegment, buffer, inputLength)
+  // Decoded now, parsed only once the signature holds: a payload that fails to decode is refused
+  // after that check, as in jose.
+  const payloadText = decodeText(token.slice(first + 1, second))
+  // The whole token as bytes at once. When it is ASCII, its first `second` bytes are the signing
+  // input and the signature decodes in place behind them.
+  const buffer = scratchOf(second * 3 + token.length)
+  const { read, written } = encoder.encodeInto(token, buffer)
+  let inputLength = second
   let signature: Uint8Array | undefined
-  if (signatureLength === -1) {
-    signature = decodeForgiving(signatureSegment)
-    if (signature === undefined) return 'bad_signature_encoding'
+  if (read === token.length && written === token.length) {
+    const signatureLength = decodeInPlace(buffer, second + 1, written)
+    if (signatureLength !== -1) {
+      signature = new Uint8Array(buffer.buffer, second + 1, signatureLength)
+    }
   } else {
-    signature = buffer.subarray(inputLength, inputLength + signatureLength)
+    inputLength = encoder.encodeInto(token.slice(0, second), buffer).written
+  }
+  if (signature === undefined) {
+    // Padding, whitespace or a stray character: jose's own route decides.
+    const binary = decodeBinary(token.slice(second + 1))
+    if (binary === undefined) return 'bad_signature_encoding'
+    signature = latin1Bytes(binary)
   }
   return {
     header,
     alg,
-    signingInput: buffer.subarray(0, inputLength),
+    signingInput: new Uint8Array(buffer.buffer, 0, inputLength),
     signature,
-    payloadSegment: token.slice(first + 1, second),
+    payloadText,
   }
 }
 

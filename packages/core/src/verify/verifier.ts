@@ -19,7 +19,7 @@ import {
   type RoleSource,
   type TokenTypePolicy,
 } from './claims.js'
-import { decodeJsonObject, parseCompact, type CompactJws } from './compact.js'
+import { parseCompact, parseJsonObject, type CompactJws } from './compact.js'
 import { EventSink, loggable, type VerifierEventHandler } from './events.js'
 import { JwksCache, type JwksKey, type RejectReason } from './jwks.js'
 import { Lru } from './lru.js'
@@ -291,6 +291,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     events,
   })
   const cache = new Lru<string, CachedToken>(config.cacheSize)
+  const caching = config.cacheSize > 0
   const tolerance = policy.clockTolerance
 
   /** Verification with the keys at hand; a key that needs fetching costs one await. */
@@ -329,7 +330,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     }
     // The signature is checked before any claim, so a forged token is reported as forged (A29).
     if (!valid) throw fail('token_invalid', 'The token signature is not valid.', 'signature')
-    const claims = decodeJsonObject(jws.payloadSegment)
+    const claims = jws.payloadText === undefined ? undefined : parseJsonObject(jws.payloadText)
     if (claims === undefined)
       throw fail('token_invalid', 'The token claims are not a JSON object.', 'claims')
     seen.claims = claims
@@ -337,7 +338,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     checkTimes(claims, Math.floor(now() / 1000), tolerance)
     checkAccessToken(jws.header, claims, policy)
     const identity = buildIdentity(claims, roles)
-    cache.set(token, { identity, key })
+    if (caching) cache.set(token, { identity, key })
     return identity
   }
 
@@ -347,7 +348,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
     let claims = seen.claims
     if (claims === undefined && seen.jws !== undefined) {
       // Unverified, for the log line only.
-      claims = decodeJsonObject(seen.jws.payloadSegment)
+      claims =
+        seen.jws.payloadText === undefined ? undefined : parseJsonObject(seen.jws.payloadText)
     }
     if (reason === 'iat_future' || reason === 'nbf_future') {
       events.warnOnce('clock_skew', {
@@ -370,33 +372,63 @@ export function createVerifier(options: VerifierOptions): Verifier {
     })
   }
 
-  async function verify(token: string): Promise<Identity> {
-    const seen: Seen = {}
+  /** A cached identity while its key is still published and its times still hold. */
+  function fromCache(token: string, hit: CachedToken): Identity | undefined {
+    if (!jwks.isCurrent(hit.key)) {
+      cache.delete(token)
+      return undefined
+    }
     try {
-      if (typeof token !== 'string' || token === '') {
-        throw fail('token_invalid', 'The token is empty.', 'empty')
-      }
-      if (token.length > maxTokenLength)
-        throw fail('token_invalid', 'The token is too long.', 'too_long')
-      const hit = cache.get(token)
-      if (hit !== undefined) {
-        if (jwks.stale) await jwks.ensureFresh()
-        if (jwks.isCurrent(hit.key)) {
-          try {
-            checkTimes(hit.identity.claims, Math.floor(now() / 1000), tolerance)
-          } catch (error) {
-            cache.delete(token)
-            throw error
-          }
-          return hit.identity
-        }
-        cache.delete(token)
-      }
-      return await verifyFresh(token, seen)
+      checkTimes(hit.identity.claims, Math.floor(now() / 1000), tolerance)
     } catch (error) {
-      if (events.enabled) report(error, seen)
+      cache.delete(token)
       throw error
     }
+    return hit.identity
+  }
+
+  /** Everything up to an identity, without waiting when neither keys nor the key set need fetching. */
+  function verifyNow(token: string, seen: Seen): Identity | Promise<Identity> {
+    if (typeof token !== 'string' || token === '') {
+      throw fail('token_invalid', 'The token is empty.', 'empty')
+    }
+    if (token.length > maxTokenLength)
+      throw fail('token_invalid', 'The token is too long.', 'too_long')
+    const hit = caching ? cache.get(token) : undefined
+    if (hit !== undefined) {
+      if (jwks.stale) {
+        return jwks.ensureFresh().then(() => fromCache(token, hit) ?? verifyFresh(token, seen))
+      }
+      const identity = fromCache(token, hit)
+      if (identity !== undefined) return identity
+    }
+    return verifyFresh(token, seen)
+  }
+
+  // `async` so that it settles as a rejection whatever happens; the report runs before it returns.
+  // eslint-disable-next-line @typescript-eslint/require-await
+  async function rejected(error: unknown, seen: Seen): Promise<never> {
+    if (events.enabled) {
+      try {
+        report(error, seen)
+      } catch {
+        // Reporting never changes the outcome.
+      }
+    }
+    throw error
+  }
+
+  // Not `async`: a token whose key is at hand is settled in this tick, with one promise.
+  function verify(token: string): Promise<Identity> {
+    const seen: Seen = { jws: undefined, claims: undefined }
+    let result: Identity | Promise<Identity>
+    try {
+      result = verifyNow(token, seen)
+    } catch (error) {
+      return rejected(error, seen)
+    }
+    if (result instanceof Promise) return result.catch((error: unknown) => rejected(error, seen))
+    return Promise.resolve(result)
   }
 
   return Object.freeze({

@@ -9,6 +9,8 @@ import { after, before, describe, test } from 'node:test'
 
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose'
 
+import type { SsoError } from '@ssokit/core'
+
 import { checkAccessToken, type ClaimsPolicy } from '../../src/verify/claims.js'
 import {
   b64u,
@@ -16,6 +18,7 @@ import {
   CLIENT,
   ISSUER,
   JwksServer,
+  outcome,
   NOW,
   signBytes,
   signCompact,
@@ -390,5 +393,129 @@ describe('fast path agrees with jose.jwtVerify', () => {
     // With the verified-token cache on, answers are the same (each token twice).
     const second = await compare([...signed.slice(0, 300), ...signed.slice(0, 300)], 10_000)
     assert.ok(second.accepted > 0)
+  })
+})
+
+describe('fast decoding and the header memo', () => {
+  /** Re-encodes a segment's characters one by one: a base64url character for a look-alike. */
+  const swap = (segment: string, from: string, to: string) => segment.split(from).join(to)
+
+  test('non-canonical and look-alike encodings get the same answers as jose', async () => {
+    const good = signCompact(header(), claims({ jti: 'enc' }), rsa)
+    const [h, p, s] = good.split('.') as [string, string, string]
+    const stray = (segment: string) => {
+      // The last character of a 2- or 3-character group carries bits decoding drops: flipping
+      // them gives a different string for the same bytes, which jose (atob) accepts.
+      const last = segment.at(-1)!
+      const i = ALPHABET.indexOf(last)
+      return segment.slice(0, -1) + ALPHABET[i ^ 1]!
+    }
+    const tokens = [
+      good,
+      `${h}.${p}.${stray(s)}`,
+      `${h}.${stray(p)}.${s}`,
+      `${h}.${swap(p, '-', '+')}.${s}`,
+      `${h}.${p}.${swap(swap(s, '-', '+'), '_', '/')}`,
+      // A character outside Latin-1 whose low byte is a base64 letter ('Ł' is U+0141, 'A' 0x41).
+      `${h}.${p}.${s.replace('A', '\u0141')}`,
+      `${h}.${p.replace('A', '\u0141')}.${s}`,
+      `${h}.${p}.${s.slice(0, 100)}\u0000${s.slice(100)}`,
+      `${h}.${p}==.${s}`,
+      `${h}.${p}.${s}==`,
+      `${h}.${p}.${s} `,
+      `${h}.\t${p}.${s}`,
+    ]
+    // Payloads whose bytes are not ASCII: valid UTF-8, a byte-order mark, invalid UTF-8.
+    for (const body of [
+      Buffer.from(JSON.stringify(claims({ name: 'Zoë Łukasiewicz 😀' }))),
+      Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(claims()))]),
+      Buffer.from(JSON.stringify(claims({ name: 'x\u00ff' })), 'latin1'),
+    ]) {
+      tokens.push(signCompact(header(), b64u(body), rsa))
+    }
+    const { accepted } = await compare(tokens, 0)
+    assert.ok(accepted >= 4, `${accepted} accepted`)
+  })
+
+  test('a remembered header lets no other signature, key or payload through', async () => {
+    const h = header()
+    const tokens = [
+      signCompact(h, claims({ jti: 'm1' }), rsa),
+      // Same header segment as the token just accepted, signed by another key.
+      signCompact(h, claims({ jti: 'm2' }), evil),
+      signCompact(h, claims({ jti: 'm3' }), rsa2),
+      signCompact(h, claims({ jti: 'm4' }), rsa),
+      // Same header, the payload of another token under this signature.
+      (() => {
+        const [hh, , ss] = signCompact(h, claims({ jti: 'm5' }), rsa).split('.')
+        const [, pp] = signCompact(h, claims({ jti: 'm6', sub: 'root' }), rsa).split('.')
+        return `${hh!}.${pp!}.${ss!}`
+      })(),
+      signCompact(h, claims({ jti: 'm7' }), rsa),
+    ]
+    for (const cacheSize of [0, 10_000]) {
+      const { accepted, refused } = await compare(tokens, cacheSize)
+      assert.equal(accepted, 3)
+      assert.equal(refused, 3)
+    }
+  })
+
+  test('a remembered header is checked against the key set as it is now', async () => {
+    const own = await new JwksServer().start()
+    try {
+      own.setKeys(rsa)
+      const { verifier, clock } = testVerifier(own, { algorithms, cacheSize: 0 })
+      const first = signCompact(header(), claims({ jti: 'w1', exp: NOW + 7200 }), rsa)
+      const second = signCompact(header(), claims({ jti: 'w2', exp: NOW + 7200 }), rsa)
+      assert.equal(await outcome(verifier.verify(first)), 'ok')
+      // The key is withdrawn; once the set is re-read, the same header finds no key.
+      own.setKeys(rsa2)
+      clock.advance(601)
+      assert.equal(await outcome(verifier.verify(second)), 'token_invalid')
+      assert.equal(await outcome(verifier.verify(first)), 'token_invalid')
+      // Published again: accepted again.
+      own.setKeys(rsa)
+      clock.advance(601)
+      assert.equal(await outcome(verifier.verify(second)), 'ok')
+    } finally {
+      await own.close()
+    }
+  })
+
+  test('tokens waiting for the key set keep their own bytes', async () => {
+    // The decoding buffer is shared; tokens that wait for the first key fetch must not see the
+    // bytes of tokens decoded after them.
+    const own = await new JwksServer().start()
+    try {
+      own.setKeys(rsa, ec)
+      let open = () => {}
+      own.gate = new Promise<void>((resolve) => {
+        open = resolve
+      })
+      const { verifier } = testVerifier(own, { algorithms, cacheSize: 0 })
+      const cases: [string, string][] = []
+      for (let i = 0; i < 20; i++) {
+        const key = i % 2 === 0 ? rsa : ec
+        cases.push([signCompact(header(key), claims({ jti: `c${i}`, sub: `u${i}` }), key), `u${i}`])
+        if (i % 5 === 0) {
+          const forged = signCompact(header(rsa), claims({ jti: `f${i}`, sub: 'root' }), evil)
+          cases.push([forged, 'token_invalid'])
+        }
+      }
+      const pending = cases.map(([token]) =>
+        verifier.verify(token).then(
+          (identity) => identity.subject,
+          (error: unknown) => (error as SsoError).code,
+        ),
+      )
+      open()
+      assert.deepEqual(
+        await Promise.all(pending),
+        cases.map(([, expected]) => expected),
+      )
+      assert.equal(own.requests, 1)
+    } finally {
+      await own.close()
+    }
   })
 })
