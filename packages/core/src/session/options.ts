@@ -22,6 +22,8 @@ const RESERVED_LOGIN_PARAMS = new Set([
   'request',
   'request_uri',
   'claims',
+  // An ID token is never checked against max_age (auth_time), so it may not be requested.
+  'max_age',
 ])
 const PREFIX = /^(\/[A-Za-z0-9._~-]+)+$/
 
