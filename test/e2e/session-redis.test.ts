@@ -378,12 +378,15 @@ describe('browser sessions in Redis', () => {
       assert.equal(idp.requests.length, idpRequests, 'the provider saw none of it')
       assert.ok(alice.app.names().includes(SESSION_COOKIE))
 
-      // A browser with no session that signs in meanwhile ends on a 503 page, not in a loop.
-      const bob = await fetchLogin(idp.issuer, app.url, 'bob')
-      assert.equal(bob.callback.status, 503)
-      assert.equal(bob.callback.headers.get('location'), null)
-      assert.match(bob.callback.headers.get('retry-after') ?? '', /^[1-9]\d*$/)
-      assert.ok(!bob.app.names().includes(SESSION_COOKIE))
+      // A browser with no session is refused at /login too, before any trip to the provider.
+      const bob = new CookieJar()
+      const bobLogin = await bob.fetch(`${app.url}/auth/login?returnTo=%2F`)
+      assert.equal(bobLogin.status, 503)
+      assert.equal(bobLogin.headers.get('location'), null)
+      assert.match(bobLogin.headers.get('retry-after') ?? '', /^[1-9]\d*$/)
+      await bobLogin.body?.cancel()
+      assert.equal(idp.requests.length, idpRequests, 'the provider saw none of it')
+      assert.ok(!bob.names().includes(SESSION_COOKIE))
 
       // Tokens never touch the store.
       assert.equal((await me(app.url, new CookieJar(), bearer)).status, 200)

@@ -16,12 +16,15 @@ return redis.call('SCARD', KEYS[1])
 
 /**
  * Deletes a session only if it still belongs to the subject or sid an index listed it under, so a
- * stale index entry can never remove a session that has since been replaced.
+ * stale index entry can never remove a session that has since been replaced. Reads both record
+ * formats: the header line before the first newline (version 2), or the whole JSON (version 1).
  * KEYS[1] session, ARGV[1] field (`sub` or `sid`), ARGV[2] expected value. Returns 1 if deleted.
  */
 export const DELETE_IF_OWNED = `
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
+local nl = string.find(v, '\\n', 1, true)
+if nl then v = string.sub(v, 1, nl - 1) end
 local ok, s = pcall(cjson.decode, v)
 if ok and type(s) == 'table' and s[ARGV[1]] == ARGV[2] then return redis.call('DEL', KEYS[1]) end
 return 0

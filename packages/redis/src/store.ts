@@ -10,17 +10,29 @@ import { DELETE_IF_OWNED, INDEX_ADD, RELEASE_LOCK } from './scripts.js'
 const INDEX_PRUNE_THRESHOLD = 64
 /** Seconds a client should wait before retrying after the store failed. */
 const RETRY_AFTER_SECONDS = 5
+/**
+ * Record formats. Version 1, written: one JSON object `{"v":1,"sub","sid","data"}` holding the
+ * data as a string. Version 2, read only for now: a JSON header line `{"v":2,"sub","sid"}`, a
+ * newline, then the data as is, so a read parses the small header and not the data twice (about
+ * 2 µs less per request). It is read before it is written so that the release which writes it
+ * does not log out the users whose requests still reach replicas of the release before; JSON text
+ * never holds a raw newline, which tells the two apart.
+ */
 const FORMAT_VERSION = 1
+const HEADER_FORMAT_VERSION = 2
 
-interface Stored {
+interface Header {
   readonly v: number
   readonly sub: string
   readonly sid: string | null
+}
+
+interface LegacyStored extends Header {
   readonly data: string
 }
 
 function encode(session: StoredSession): string {
-  const record: Stored = {
+  const record: LegacyStored = {
     v: FORMAT_VERSION,
     sub: session.subject,
     sid: session.sid ?? null,
@@ -29,21 +41,39 @@ function encode(session: StoredSession): string {
   return JSON.stringify(record)
 }
 
-/** A record this version cannot read (corrupt, or written by a newer format) means "no session". */
-function decode(raw: string | null): StoredSession | undefined {
-  if (raw === null) return undefined
+function parse(text: string): Partial<LegacyStored> | undefined {
   let value: unknown
   try {
-    value = JSON.parse(raw)
+    value = JSON.parse(text)
   } catch {
     return undefined
   }
   if (typeof value !== 'object' || value === null) return undefined
-  const r = value as Partial<Stored>
-  if (r.v !== FORMAT_VERSION || typeof r.sub !== 'string' || typeof r.data !== 'string')
-    return undefined
+  return value
+}
+
+/** A record this version cannot read (corrupt, or written by a newer format) means "no session". */
+function decode(raw: string | null): StoredSession | undefined {
+  if (raw === null) return undefined
+  const newline = raw.indexOf('\n')
+  const r = parse(newline === -1 ? raw : raw.slice(0, newline))
+  if (r === undefined || typeof r.sub !== 'string') return undefined
   if (r.sid !== null && typeof r.sid !== 'string') return undefined
-  return { subject: r.sub, sid: r.sid ?? undefined, data: r.data }
+  let data: string
+  if (newline !== -1 && r.v === HEADER_FORMAT_VERSION) data = raw.slice(newline + 1)
+  else if (newline === -1 && r.v === FORMAT_VERSION && typeof r.data === 'string') data = r.data
+  else return undefined
+  return { subject: r.sub, sid: r.sid ?? undefined, data }
+}
+
+interface PendingRead {
+  readonly key: string
+  readonly resolve: (session: StoredSession | undefined) => void
+  readonly reject: (error: unknown) => void
+}
+
+function isCluster(client: Redis | Cluster): boolean {
+  return 'isCluster' in client && client.isCluster
 }
 
 function ttlMs(ttlSeconds: number): number {
@@ -89,6 +119,15 @@ function unavailable(cause: unknown): SsoError {
 export class RedisSessionStore implements SessionStore {
   readonly #client: Redis | Cluster
   readonly #owned: boolean
+  /**
+   * Whether ioredis itself bounds every command by `commandTimeout` (a standalone or Sentinel
+   * client this store made), so no timer of our own is needed per command. A client passed in
+   * has unknown settings, and a Cluster queues commands offline without that bound.
+   */
+  readonly #boundedByClient: boolean
+  /** Reads asked for in the same tick, sent together as one MGET (not on Cluster: slots differ). */
+  #reads: PendingRead[] | undefined
+  readonly #batchReads: boolean
   readonly #options: ResolvedOptions
   #lastError: unknown
   #closed: Promise<void> | undefined
@@ -98,9 +137,13 @@ export class RedisSessionStore implements SessionStore {
     if (options.client !== undefined) {
       this.#client = options.client
       this.#owned = false
+      this.#boundedByClient = false
+      this.#batchReads = !isCluster(options.client)
     } else {
       this.#client = createClient(options, this.#options)
       this.#owned = true
+      this.#boundedByClient = options.cluster === undefined
+      this.#batchReads = options.cluster === undefined
       // Without a listener ioredis reports every failed reconnection attempt on the console;
       // the failures reach callers as rejected operations instead.
       this.#client.on('error', (error: unknown) => {
@@ -135,8 +178,50 @@ export class RedisSessionStore implements SessionStore {
   }
 
   get(id: string): Promise<StoredSession | undefined> {
-    return this.#run(async () =>
-      decode(await this.#call(() => this.#client.get(this.#key('s', id)))),
+    const key = this.#key('s', id)
+    if (!this.#batchReads) {
+      return this.#call(() => this.#client.get(key)).then(decode, (error: unknown) => {
+        throw unavailable(error)
+      })
+    }
+    // A session and its subject's logout mark are read in the same tick: one MGET, one write and
+    // one reply instead of two round trips' worth of work.
+    return new Promise((resolve, reject) => {
+      let reads = this.#reads
+      if (reads === undefined) {
+        reads = this.#reads = []
+        queueMicrotask(() => {
+          this.#flushReads()
+        })
+      }
+      reads.push({ key, resolve, reject })
+    })
+  }
+
+  #flushReads(): void {
+    const reads = this.#reads ?? []
+    this.#reads = undefined
+    const [only] = reads
+    if (reads.length === 1 && only !== undefined) {
+      this.#call(() => this.#client.get(only.key)).then(
+        (raw) => {
+          only.resolve(decode(raw))
+        },
+        (error: unknown) => {
+          only.reject(unavailable(error))
+        },
+      )
+      return
+    }
+    this.#call(() => this.#client.mget(reads.map((read) => read.key))).then(
+      (values) => {
+        reads.forEach((read, i) => {
+          read.resolve(decode(values[i] ?? null))
+        })
+      },
+      (error: unknown) => {
+        for (const read of reads) read.reject(unavailable(error))
+      },
     )
   }
 
@@ -287,6 +372,7 @@ export class RedisSessionStore implements SessionStore {
         ),
       )
     }
+    if (this.#boundedByClient) return send()
     let timer: ReturnType<typeof setTimeout> | undefined
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {

@@ -22,6 +22,8 @@ const MAX_REMEMBERED_JTI = 10_000
 export interface LogoutTarget {
   readonly sid: string | undefined
   readonly sub: string | undefined
+  /** When the provider issued the token, in seconds since the epoch (its clock). */
+  readonly iat: number
 }
 
 function invalid(message: string, claim?: string, cause?: unknown): SsoError {
@@ -38,6 +40,7 @@ export class LogoutTokenVerifier {
   readonly #fetch: typeof fetch | undefined
   readonly #timeoutMs: number
   readonly #store: SessionStore
+  readonly #now: () => number
   #jwks: { uri: string; set: ReturnType<typeof createRemoteJWKSet> } | undefined
   readonly #seen = new Map<string, number>()
 
@@ -49,6 +52,8 @@ export class LogoutTokenVerifier {
       fetch: typeof fetch | undefined
       timeoutMs: number
       store: SessionStore
+      /** The clock, in milliseconds since the epoch. */
+      now: () => number
     },
   ) {
     this.#provider = provider
@@ -57,6 +62,7 @@ export class LogoutTokenVerifier {
     this.#fetch = settings.fetch
     this.#timeoutMs = settings.timeoutMs
     this.#store = settings.store
+    this.#now = settings.now
   }
 
   async #keys(): Promise<ReturnType<typeof createRemoteJWKSet>> {
@@ -132,13 +138,16 @@ export class LogoutTokenVerifier {
       throw invalid('A logout token needs a sid or a sub.', 'sid')
     const jti = payload.jti
     if (typeof jti !== 'string' || jti === '') throw invalid('The logout token has no jti.', 'jti')
+    const iat = payload.iat
+    if (typeof iat !== 'number' || !Number.isFinite(iat))
+      throw invalid('The logout token has no iat.', 'iat')
     await this.#remember(jti)
-    return { sid, sub }
+    return { sid, sub, iat }
   }
 
   /** Refuses a `jti` seen before, here or (through a store lock) on another replica. */
   async #remember(jti: string): Promise<void> {
-    const now = Date.now()
+    const now = this.#now()
     const seenUntil = this.#seen.get(jti)
     if (seenUntil !== undefined && seenUntil > now)
       throw invalid('The logout token was replayed.', 'jti')

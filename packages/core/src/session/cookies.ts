@@ -35,6 +35,36 @@ export function parseCookies(headerValues: readonly string[]): CookieJar {
   return jar
 }
 
+/**
+ * The first value of one cookie, read with the same bounds and rules as `parseCookies` but
+ * without building the whole jar: the per-request path only ever needs the session cookie.
+ */
+export function cookieValue(headerValues: readonly string[], name: string): string | undefined {
+  if (name === '') return undefined
+  let budget = MAX_HEADER_CHARS
+  let pairs = 0
+  for (const header of headerValues) {
+    if (budget <= 0) break
+    const text = header.length > budget ? header.slice(0, budget) : header
+    budget -= text.length
+    let start = 0
+    while (start <= text.length) {
+      if (++pairs > MAX_PAIRS) return undefined
+      let end = text.indexOf(';', start)
+      if (end === -1) end = text.length
+      const eq = text.indexOf('=', start)
+      if (eq !== -1 && eq < end && text.slice(start, eq).trim() === name) {
+        let value = text.slice(eq + 1, end).trim()
+        if (value.length >= 2 && value.startsWith('"') && value.endsWith('"'))
+          value = value.slice(1, -1)
+        return value
+      }
+      start = end + 1
+    }
+  }
+  return undefined
+}
+
 export interface CookieAttributes {
   readonly path: string
   readonly secure: boolean

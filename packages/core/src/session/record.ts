@@ -73,3 +73,44 @@ export function decodeRecord(data: string): SessionRecord | undefined {
   }
   return parsed as SessionRecord
 }
+
+/**
+ * The mark a back-channel logout naming only a `sub` leaves under `logoutMarkId(sub)`: every
+ * session of that subject created at or before `iat` (seconds, the provider's clock) has ended.
+ */
+export interface LogoutMark {
+  readonly v: typeof RECORD_VERSION
+  readonly kind: 'logout-sub'
+  readonly iat: number
+}
+
+/** A reserved store id; session ids are base64url and never contain `:`. */
+export function logoutMarkId(subject: string): string {
+  return `logout-sub:${subject}`
+}
+
+export function encodeLogoutMark(iat: number): string {
+  const mark: LogoutMark = { v: RECORD_VERSION, kind: 'logout-sub', iat }
+  return JSON.stringify(mark)
+}
+
+/** The `iat` of a logout mark, or `undefined` when the data is not one. */
+export function decodeLogoutMark(data: string): number | undefined {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(data)
+  } catch {
+    return undefined
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined
+  const m = parsed as Record<string, unknown>
+  return m.v === RECORD_VERSION && m.kind === 'logout-sub' && isFiniteNumber(m.iat)
+    ? m.iat
+    : undefined
+}
+
+/** Whether a session created at `createdAt` (ms) is ended by a logout mark issued at `iat` (s). */
+export function endedByMark(createdAt: number, iat: number): boolean {
+  // The provider's iat has whole seconds: a session created within that second counts as before.
+  return Math.floor(createdAt / 1000) <= iat
+}

@@ -12,7 +12,13 @@ import type { RequestLike, ResponseParts } from '../http.js'
 import type { Identity } from '../identity.js'
 import { RoleSet, roleReader, type RoleSource } from '../verify/claims.js'
 import { LogoutTokenVerifier } from './backchannel.js'
-import { expireCookie, parseCookies, serializeCookie, type CookieJar } from './cookies.js'
+import {
+  cookieValue,
+  expireCookie,
+  parseCookies,
+  serializeCookie,
+  type CookieJar,
+} from './cookies.js'
 import {
   resolveOptions,
   type ResolvedSessionConfig,
@@ -20,7 +26,16 @@ import {
 } from './options.js'
 import { PAGE_HEADERS, pageResponse, renderPage, type PageContent } from './pages.js'
 import { isTransient, Provider, PROVIDER_RETRY_AFTER_S, unavailable } from './provider.js'
-import { decodeRecord, encodeRecord, RECORD_VERSION, type SessionRecord } from './record.js'
+import {
+  decodeLogoutMark,
+  decodeRecord,
+  encodeLogoutMark,
+  encodeRecord,
+  endedByMark,
+  logoutMarkId,
+  RECORD_VERSION,
+  type SessionRecord,
+} from './record.js'
 import { safeReturnTo } from './return-to.js'
 import { Keyring, randomId, safeEqual } from './seal.js'
 import { createBearerFor, type SessionBearerOptions } from './bearer.js'
@@ -65,6 +80,19 @@ const UNEXPECTED_CALLBACK_PARAMS = [
   'response',
 ]
 const STATE_SHAPE = /^[A-Za-z0-9_-]{32,128}$/
+/** Identities kept built per process; a miss costs two JWT decodes and a deep freeze. */
+const MAX_CACHED_IDENTITIES = 1000
+/** The store id `/login` reads to learn whether the store answers before sending anyone away. */
+const LOGIN_PROBE_ID = 'login-probe'
+
+/** A built identity and the exact record fields it was built from. */
+interface CachedIdentity {
+  readonly iss: string
+  readonly sub: string
+  readonly idToken: string
+  readonly accessToken: string
+  readonly identity: Identity
+}
 
 interface Transaction {
   readonly state: string
@@ -177,6 +205,11 @@ class SessionAuthImpl implements SessionAuth {
   readonly #refreshFailures = new Map<string, number>()
   /** Rejections whose answer also expires the session cookie (forged, unknown or ended sessions). */
   readonly #clearCookie = new WeakSet<SsoError>()
+  /**
+   * Identities by session id. An entry is served only for a record just read from the store
+   * whose tokens are the ones it was built from, so it never outlives or outranks the record.
+   */
+  readonly #identities = new Map<string, CachedIdentity>()
 
   constructor(options: SessionAuthOptions) {
     const config = resolveOptions(options)
@@ -198,6 +231,7 @@ class SessionAuthImpl implements SessionAuth {
       fetch: config.fetch,
       timeoutMs: config.httpTimeoutMs,
       store: config.store,
+      now: config.now,
     })
     this.#bearer = config.bearer === false ? undefined : createBearerFor(config)
     this.#client = { client_id: config.clientId, id_token_signed_response_alg: 'RS256' }
@@ -282,7 +316,7 @@ class SessionAuthImpl implements SessionAuth {
     }
   }
 
-  async #sessionIdFrom(cookies: CookieJar): Promise<string | undefined> {
+  #sessionIdFrom(cookies: CookieJar): string | undefined {
     const value = cookies.get(this.#config.sessionCookie)?.[0]
     if (value === undefined) return undefined
     return this.#keyring.verify(value, SESSION_PURPOSE)
@@ -294,10 +328,10 @@ class SessionAuthImpl implements SessionAuth {
    * holds the time of this browser's last completed sign-in and how many logins it started since;
    * logins started with no recent completed sign-in (ten tabs restored at once) do not count.
    */
-  async #attempts(cookies: CookieJar): Promise<{ count: number; lastSuccess: number | undefined }> {
+  #attempts(cookies: CookieJar): { count: number; lastSuccess: number | undefined } {
     const now = this.#nowS()
     const raw = cookies.get(this.#config.loopCookie)?.[0]
-    const value = raw === undefined ? undefined : await this.#keyring.verify(raw, LOOP_PURPOSE)
+    const value = raw === undefined ? undefined : this.#keyring.verify(raw, LOOP_PURPOSE)
     const match = value === undefined ? null : /^(\d{1,4})-(\d{1,12})$/.exec(value)
     if (!match) return { count: 0, lastSuccess: undefined }
     const count = Number(match[1])
@@ -307,8 +341,8 @@ class SessionAuthImpl implements SessionAuth {
     return { count, lastSuccess }
   }
 
-  async #loopCookie(count: number, lastSuccess: number): Promise<string> {
-    const value = await this.#keyring.sign(`${count}-${lastSuccess}`, LOOP_PURPOSE)
+  #loopCookie(count: number, lastSuccess: number): string {
+    const value = this.#keyring.sign(`${count}-${lastSuccess}`, LOOP_PURPOSE)
     const maxAge = Math.max(1, lastSuccess + LOOP_WINDOW_S - this.#nowS())
     return this.#cookie(this.#config.loopCookie, value, maxAge, '/')
   }
@@ -333,7 +367,7 @@ class SessionAuthImpl implements SessionAuth {
       )
     }
 
-    const attempts = await this.#attempts(cookies)
+    const attempts = this.#attempts(cookies)
     if (attempts.lastSuccess !== undefined && attempts.count >= config.maxLoginAttempts) {
       const wait = Math.max(1, attempts.lastSuccess + LOOP_WINDOW_S - this.#nowS())
       headers.set('retry-after', String(wait))
@@ -352,15 +386,19 @@ class SessionAuthImpl implements SessionAuth {
     }
 
     // Opening the sign-in page ends any session this browser still holds (no half-logged-in state).
-    const existing = await this.#sessionIdFrom(cookies)
+    const existing = this.#sessionIdFrom(cookies)
     if (cookies.has(config.sessionCookie))
       headers.append('set-cookie', this.#expire(config.sessionCookie, '/'))
-    if (existing !== undefined) {
-      try {
+    try {
+      // Without a session to end, one read still proves the store answers: a store outage is
+      // told now, not after a round trip through the provider that could only end in a 503.
+      if (existing === undefined) await config.store.get(LOGIN_PROBE_ID)
+      else {
+        this.#identities.delete(existing)
         await config.store.delete(existing)
-      } catch (error) {
-        return storeUnavailablePage(error)
       }
+    } catch (error) {
+      return storeUnavailablePage(error)
     }
 
     let metadata: oauth.AuthorizationServer
@@ -392,7 +430,7 @@ class SessionAuthImpl implements SessionAuth {
       this.#cookie(this.#transactionCookie(state), sealed, TRANSACTION_TTL_S, txPath),
     )
     if (attempts.lastSuccess !== undefined) {
-      headers.append('set-cookie', await this.#loopCookie(attempts.count + 1, attempts.lastSuccess))
+      headers.append('set-cookie', this.#loopCookie(attempts.count + 1, attempts.lastSuccess))
     }
 
     const target = new URL(metadata.authorization_endpoint)
@@ -491,7 +529,7 @@ class SessionAuthImpl implements SessionAuth {
       }
       if (transaction === undefined) {
         // A reload of a finished callback, or a response this browser never asked for.
-        const sessionId = await this.#sessionIdFrom(cookies)
+        const sessionId = this.#sessionIdFrom(cookies)
         if (sessionId !== undefined) {
           let stored
           try {
@@ -651,9 +689,9 @@ class SessionAuthImpl implements SessionAuth {
     } catch (error) {
       throw asStoreError(error)
     }
-    const signed = await this.#keyring.sign(sessionId, SESSION_PURPOSE)
-    const attempts = await this.#attempts(cookies)
-    headers.append('set-cookie', await this.#loopCookie(attempts.count, this.#nowS()))
+    const signed = this.#keyring.sign(sessionId, SESSION_PURPOSE)
+    const attempts = this.#attempts(cookies)
+    headers.append('set-cookie', this.#loopCookie(attempts.count, this.#nowS()))
     headers.append(
       'set-cookie',
       this.#cookie(config.sessionCookie, signed, config.sessionLifetimeS, '/'),
@@ -686,12 +724,13 @@ class SessionAuthImpl implements SessionAuth {
     const config = this.#config
     const cookies = parseCookies([request.headers.get('cookie') ?? ''])
     const headers = new Headers({ 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' })
-    const sessionId = await this.#sessionIdFrom(cookies)
+    const sessionId = this.#sessionIdFrom(cookies)
     let idToken: string | undefined
     if (sessionId !== undefined) {
       try {
         const stored = await config.store.get(sessionId)
         if (stored !== undefined) idToken = decodeRecord(stored.data)?.idToken
+        this.#identities.delete(sessionId)
         await config.store.delete(sessionId)
       } catch (error) {
         // The cookie stays so that logging out again, once the store is back, still ends the session.
@@ -737,7 +776,7 @@ class SessionAuthImpl implements SessionAuth {
     try {
       const target = await this.#logoutTokens.verify(tokens[0])
       if (target.sid !== undefined) await this.#config.store.deleteBySid(target.sid)
-      else if (target.sub !== undefined) await this.#config.store.deleteBySubject(target.sub)
+      else if (target.sub !== undefined) await this.#markLoggedOut(target.sub, target.iat)
       return answer(200, undefined)
     } catch (error) {
       if (isSsoError(error) && error.code === 'logout_token_invalid') return bad()
@@ -760,25 +799,53 @@ class SessionAuthImpl implements SessionAuth {
       return this.#bearer.authenticate(request)
     }
     const config = this.#config
-    const cookies = parseCookies(request.header('cookie'))
-    if (!cookies.has(config.sessionCookie)) throw this.#missing(false)
-    const sessionId = await this.#sessionIdFrom(cookies)
+    const cookie = cookieValue(request.header('cookie'), config.sessionCookie)
+    if (cookie === undefined) throw this.#missing(false)
+    const sessionId = this.#keyring.verify(cookie, SESSION_PURPOSE)
     if (sessionId === undefined) throw this.#missing(true)
+    const store = config.store
+    // A session never changes subject, so a subject seen before lets the logout mark be read
+    // alongside the session instead of after it.
+    const knownSub = this.#identities.get(sessionId)?.sub
     let stored
+    let mark
     try {
-      stored = await config.store.get(sessionId)
+      if (knownSub === undefined) {
+        stored = await store.get(sessionId)
+      } else {
+        ;[stored, mark] = await Promise.all([
+          store.get(sessionId),
+          store.get(logoutMarkId(knownSub)),
+        ])
+      }
     } catch (error) {
       throw asStoreError(error)
     }
-    if (stored === undefined) throw this.#missing(true)
+    if (stored === undefined) {
+      this.#identities.delete(sessionId)
+      throw this.#missing(true)
+    }
     // A record in a format this version does not know (a newer deployment) is not ours to delete.
     let record = decodeRecord(stored.data)
     if (record === undefined) throw this.#missing(false)
+    if (record.sub !== knownSub) {
+      try {
+        mark = await store.get(logoutMarkId(record.sub))
+      } catch (error) {
+        throw asStoreError(error)
+      }
+    }
     const now = this.#nowMs()
     const idleMs = config.idleTimeoutS === undefined ? undefined : config.idleTimeoutS * 1000
-    if (now >= record.expiresAt || (idleMs !== undefined && now - record.lastSeenAt > idleMs)) {
-      await config.store.delete(sessionId).catch(() => undefined)
-      throw this.#missing(true, 'The session has expired.')
+    const expired =
+      now >= record.expiresAt || (idleMs !== undefined && now - record.lastSeenAt > idleMs)
+    if (expired || this.#endedByLogout(record, mark?.data)) {
+      this.#identities.delete(sessionId)
+      await store.delete(sessionId).catch(() => undefined)
+      throw this.#missing(
+        true,
+        expired ? 'The session has expired.' : 'The session was ended by the identity provider.',
+      )
     }
     if (needsRefresh(record, now)) {
       record = await this.#refresh(sessionId, record)
@@ -787,7 +854,32 @@ class SessionAuthImpl implements SessionAuth {
       await this.#write(sessionId, touched, now).catch(() => undefined)
       record = touched
     }
-    return this.#identity(record)
+    return this.#identityOf(sessionId, record)
+  }
+
+  #endedByLogout(record: SessionRecord, markData: string | undefined): boolean {
+    if (markData === undefined) return false
+    const iat = decodeLogoutMark(markData)
+    return iat !== undefined && endedByMark(record.createdAt, iat)
+  }
+
+  /**
+   * Ends, on every replica, the sessions of `subject` created up to `iat`, and none created
+   * after: the store cannot list a subject's sessions, so a mark in the store is checked by
+   * every request instead. The mark lives as long as the longest session it can end.
+   */
+  async #markLoggedOut(subject: string, iat: number): Promise<void> {
+    const store = this.#config.store
+    const id = logoutMarkId(subject)
+    const previous = await store.get(id)
+    const previousIat = previous === undefined ? undefined : decodeLogoutMark(previous.data)
+    // A delayed token never moves the mark back in time.
+    if (previousIat !== undefined && previousIat >= iat) return
+    await store.set(
+      id,
+      { subject: id, sid: undefined, data: encodeLogoutMark(iat) },
+      this.#config.sessionLifetimeS,
+    )
   }
 
   async #write(sessionId: string, record: SessionRecord, now: number): Promise<void> {
@@ -798,6 +890,35 @@ class SessionAuthImpl implements SessionAuth {
       { subject: record.sub, sid: record.sid, data: encodeRecord(record) },
       ttl,
     )
+  }
+
+  /** The identity of a record just read from the store, built once per set of tokens. */
+  #identityOf(sessionId: string, record: SessionRecord): Identity {
+    const cache = this.#identities
+    const cached = cache.get(sessionId)
+    if (
+      cached !== undefined &&
+      cached.accessToken === record.accessToken &&
+      cached.idToken === record.idToken &&
+      cached.sub === record.sub &&
+      cached.iss === record.iss
+    ) {
+      return cached.identity
+    }
+    const identity = this.#identity(record)
+    if (cached !== undefined) cache.delete(sessionId)
+    else if (cache.size >= MAX_CACHED_IDENTITIES) {
+      const oldest = cache.keys().next()
+      if (oldest.done !== true) cache.delete(oldest.value)
+    }
+    cache.set(sessionId, {
+      iss: record.iss,
+      sub: record.sub,
+      idToken: record.idToken,
+      accessToken: record.accessToken,
+      identity,
+    })
+    return identity
   }
 
   #identity(record: SessionRecord): Identity {

@@ -170,6 +170,32 @@ describe('back-channel logout', () => {
     assert.equal((await auth.authenticate(cookieRequest(alice))).subject, 'alice')
   })
 
+  it('B22 a logout token with only sub spares the sessions created after its iat, on every replica', async () => {
+    // A replica whose clock reads ten seconds ahead makes sessions "created after" the token.
+    const later = createSessionAuth(options({ expert: { now: () => Date.now() + 10_000 } }))
+    const before = await loggedIn(auth, 'bob')
+    const iat = Math.floor(Date.now() / 1000)
+    const after = await loggedIn(later, 'bob')
+    const delayed = await t.sign(logoutClaims({ sub: 'bob', iat: iat - 60 }))
+    assert.equal(
+      (await postLogout(auth, await t.sign(logoutClaims({ sub: 'bob', iat }))))?.status,
+      200,
+    )
+    for (const replica of [auth, later]) {
+      await assert.rejects(replica.authenticate(cookieRequest(before)), { code: 'session_missing' })
+      assert.equal((await replica.authenticate(cookieRequest(after))).subject, 'bob')
+    }
+    assert.equal(await store.get(sessionIdOf(before)), undefined, 'the ended session is deleted')
+    // A token issued earlier but delivered now does not move the mark back in time.
+    assert.equal((await postLogout(later, delayed))?.status, 200)
+    await assert.rejects(auth.authenticate(cookieRequest(before)), { code: 'session_missing' })
+    assert.equal((await auth.authenticate(cookieRequest(after))).subject, 'bob')
+    // A later logout of the same user ends the newer session too.
+    const next = await t.sign(logoutClaims({ sub: 'bob', iat: iat + 20 }))
+    assert.equal((await postLogout(auth, next))?.status, 200)
+    await assert.rejects(later.authenticate(cookieRequest(after)), { code: 'session_missing' })
+  })
+
   it('B22 invalid logout tokens answer 400 no-store and end nothing', async () => {
     const browser = await loggedIn()
     const sid = await sidOf(browser)

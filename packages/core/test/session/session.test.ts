@@ -124,6 +124,30 @@ describe('authenticate', () => {
     assert.equal(mallory.roles.has('admin'), false)
   })
 
+  it('the identity is built once per set of tokens, and never outlives the stored record', async () => {
+    const store = newStore()
+    const auth = createSessionAuth(options(store))
+    const browser = await loggedIn(auth)
+    const first = await browser.authenticate()
+    assert.equal(await browser.authenticate(), first, 'unchanged tokens: the same frozen identity')
+    assert.ok(Object.isFrozen(first.claims))
+    // Another login's tokens written under this session id: a new identity, built from them.
+    const other = await loggedIn(auth)
+    const id = sessionIdOf(browser)
+    const replacement = (await store.get(sessionIdOf(other)))!
+    await store.set(id, replacement, 600)
+    const second = await browser.authenticate()
+    assert.notEqual(second, first)
+    const tokens = JSON.parse(replacement.data) as { accessToken: string; idToken: string }
+    assert.equal(second.claims.sid, decodeJwt(tokens.idToken).sid)
+    assert.notEqual(second.claims.sid, first.claims.sid)
+    // A session deleted from the store is refused at once, whatever this process built before.
+    await store.delete(id)
+    await assert.rejects(browser.authenticate(), { code: 'session_missing' })
+    await store.set(id, replacement, 600)
+    assert.equal((await browser.authenticate()).claims.sid, second.claims.sid)
+  })
+
   it('B24 absolute lifetime and idle timeout come from server-side timestamps', async () => {
     const store = newStore()
     const auth = createSessionAuth(options(store, { sessionLifetime: 3600, idleTimeout: 600 }))
@@ -408,10 +432,13 @@ describe('store outage', () => {
     assert.ok(Number(parts.headers['retry-after']) > 0)
     assert.equal(parts.headers.location, undefined)
     assert.equal(parts.headers['set-cookie'], undefined)
-    // A new login cannot complete either: 503, not a loop.
-    const fresh = new Browser(down, t.issuer)
-    const callback = await fresh.route(await fresh.atIdp(await fresh.start()))
-    assert.equal(callback.status, 503)
+    // A login started while the store answered and finished after it failed: 503, not a loop.
+    const started = new Browser(healthy, t.issuer)
+    const callbackUrl = await started.atIdp(await started.start())
+    const callback = await down.handle(
+      new Request(callbackUrl, { headers: { cookie: started.app.header(callbackUrl) } }),
+    )
+    assert.equal(callback?.status, 503)
     // Bearer tokens do not need the store.
     const bearer = fromRequest(
       new Request(`${APP}/api`, { headers: { authorization: `Bearer ${accessToken}` } }),
@@ -419,6 +446,21 @@ describe('store outage', () => {
     const identity = await down.authenticate(bearer)
     assert.equal(identity.subject, 'alice')
     assert.equal(identity.via, 'bearer')
+  })
+
+  it('O08 a new login answers 503 before any round trip to the provider', async () => {
+    const down = createSessionAuth(options(new DownStore()))
+    const seen = t.idp.requests.length
+    const login = await new Browser(down, t.issuer).route('/auth/login?returnTo=%2F')
+    assert.equal(login.status, 503)
+    assert.ok(Number(login.headers.get('retry-after')) > 0)
+    assert.equal(login.headers.get('location'), null)
+    assert.match(await login.text(), /session service cannot be reached/)
+    assert.equal(t.idp.requests.length, seen, 'the provider was not contacted')
+    // The same route on a store that answers sends the browser to the provider.
+    const healthy = createSessionAuth(options(newStore()))
+    const started = await new Browser(healthy, t.issuer).route('/auth/login?returnTo=%2F')
+    assert.equal(started.status, 302)
   })
 
   it('O08 a genuinely missing session is still “no session”', async () => {

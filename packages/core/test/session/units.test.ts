@@ -11,7 +11,7 @@ import {
   type SessionAuthOptions,
 } from '@ssokit/core'
 
-import { parseCookies } from '../../src/session/cookies.js'
+import { cookieValue, parseCookies } from '../../src/session/cookies.js'
 import { escapeHtml, renderPage } from '../../src/session/pages.js'
 import { decodeRecord, encodeRecord, type SessionRecord } from '../../src/session/record.js'
 import { Keyring, safeEqual } from '../../src/session/seal.js'
@@ -91,26 +91,34 @@ describe('cookie sealing', () => {
     const rotated = new Keyring([SECRET, OTHER])
     const retired = new Keyring([SECRET])
     const sealed = await old.seal({ s: 1 }, 'tx', 1000, 1600)
-    const signed = await old.sign('session-id', 'session')
+    const signed = old.sign('session-id', 'session')
     assert.equal((await rotated.open(sealed, 'tx', 1100))?.s, 1)
-    assert.equal(await rotated.verify(signed, 'session'), 'session-id')
+    assert.equal(rotated.verify(signed, 'session'), 'session-id')
     assert.equal(await retired.open(sealed, 'tx', 1100), undefined)
-    assert.equal(await retired.verify(signed, 'session'), undefined)
-    const fresh = await rotated.sign('id2', 'session')
-    assert.equal(await retired.verify(fresh, 'session'), 'id2')
+    assert.equal(retired.verify(signed, 'session'), undefined)
+    const fresh = rotated.sign('id2', 'session')
+    assert.equal(retired.verify(fresh, 'session'), 'id2')
   })
 
-  it('B25 signed values refuse wrong keys, truncation, garbage and other purposes', async () => {
+  it('B25 signed values refuse wrong keys, truncation, garbage and other purposes', () => {
     const ring = new Keyring([SECRET])
-    const signed = await ring.sign('abc', 'session')
-    assert.equal(await ring.verify(signed, 'session'), 'abc')
-    assert.equal(await ring.verify(signed, 'login'), undefined)
-    assert.equal(await ring.verify(signed.slice(0, -2), 'session'), undefined)
-    assert.equal(await ring.verify('abc', 'session'), undefined)
-    assert.equal(await ring.verify('.', 'session'), undefined)
-    assert.equal(await ring.verify('abc.!!!!', 'session'), undefined)
-    assert.equal(await ring.verify(`${'x'.repeat(600)}.abc`, 'session'), undefined)
-    assert.equal(await new Keyring([OTHER]).verify(signed, 'session'), undefined)
+    const signed = ring.sign('abc', 'session')
+    assert.equal(ring.verify(signed, 'session'), 'abc')
+    assert.equal(ring.verify(signed, 'login'), undefined)
+    assert.equal(ring.verify(signed.slice(0, -2), 'session'), undefined)
+    assert.equal(ring.verify('abc', 'session'), undefined)
+    assert.equal(ring.verify('.', 'session'), undefined)
+    assert.equal(ring.verify('abc.!!!!', 'session'), undefined)
+    assert.equal(ring.verify(`${'x'.repeat(600)}.abc`, 'session'), undefined)
+    assert.equal(new Keyring([OTHER]).verify(signed, 'session'), undefined)
+    const mac = signed.slice(signed.indexOf('.') + 1)
+    assert.equal(mac.length, 43)
+    // The same bytes spelled otherwise (other trailing bits, a non-ASCII look-alike) do not pass.
+    const last = mac.at(-1)!
+    const sibling = String.fromCharCode(last.charCodeAt(0) ^ 1)
+    assert.equal(ring.verify(`abc.${mac.slice(0, -1)}${sibling}`, 'session'), undefined)
+    assert.equal(ring.verify(`abc.${mac.slice(0, -1)}\u0100`, 'session'), undefined)
+    assert.equal(ring.verify(`abc.${mac}=`, 'session'), undefined)
   })
 
   it('B25 a megabyte Cookie header is parsed with bounded work', () => {
@@ -119,6 +127,20 @@ describe('cookie sealing', () => {
     assert.ok(jar.size <= 200)
     assert.deepEqual(parseCookies(['a=1; a=2; =x; b="q"']).get('a'), ['1', '2'])
     assert.deepEqual(parseCookies(['b="q"']).get('b'), ['q'])
+  })
+
+  it('B25 one cookie is looked up with the rules and bounds of the full parse', () => {
+    const huge = Array.from({ length: 50_000 }, (_, i) => `c${i}=${'v'.repeat(20)}`).join('; ')
+    assert.equal(cookieValue([huge], 'c10'), 'v'.repeat(20))
+    assert.equal(cookieValue([huge], 'c199'), parseCookies([huge]).get('c199')?.[0])
+    assert.equal(cookieValue([huge], 'c200'), undefined)
+    assert.equal(cookieValue([huge], 'c40000'), undefined)
+    const headers = ['x=0;a=1; a=2; =x; b="q";  c = 3 ;d=', 'e=4']
+    for (const name of ['a', 'b', 'c', 'd', 'e', 'x', 'f', '']) {
+      assert.equal(cookieValue(headers, name), parseCookies(headers).get(name)?.[0], name)
+    }
+    assert.equal(cookieValue(['ab=1; b=2'], 'b'), '2')
+    assert.equal(cookieValue([], 'a'), undefined)
   })
 
   it('B33 state comparison is by fixed-length digests', () => {
