@@ -191,6 +191,24 @@ describe('RedisSessionStore on a real redis-server', () => {
     }
   })
 
+  it('reads records of the header-line format a later release writes, and deletes them by index', async () => {
+    const store = new RedisSessionStore({ url: redis.url, keyPrefix: 'v2:' })
+    try {
+      const data = JSON.stringify({ v: 1, note: 'line\nbreak stays escaped' })
+      await raw.set('v2:s:a', `${JSON.stringify({ v: 2, sub: 'alice', sid: 'sid-1' })}\n${data}`)
+      await raw.expire('v2:s:a', 60)
+      await raw.sadd('v2:sid:sid-1', 'a')
+      await raw.sadd('v2:sub:alice', 'a')
+      assert.deepEqual(await store.get('a'), { subject: 'alice', sid: 'sid-1', data })
+      assert.equal(await store.deleteBySid('sid-1'), 1)
+      assert.equal(await store.get('a'), undefined)
+      await raw.set('v2:s:b', `${JSON.stringify({ v: 3, sub: 'bob', sid: null })}\n{}`, 'EX', 60)
+      assert.equal(await store.get('b'), undefined, 'an unknown newer version is no session')
+    } finally {
+      await store.close()
+    }
+  })
+
   it('reads tsgauth and ssokit environment variables', async () => {
     assert.deepEqual(optionsFromEnv({ SSOKIT_REDIS_URL: 'rediss://r.example:6380/2' }), {
       url: 'rediss://r.example:6380/2',
