@@ -2,6 +2,7 @@
  * The session record kept in the store, serialised as JSON with a format version `v`.
  * A record written by a newer format (or one that does not parse) counts as no session.
  */
+import type { SessionStore } from './store.js'
 
 export const RECORD_VERSION = 1
 
@@ -113,4 +114,20 @@ export function decodeLogoutMark(data: string): number | undefined {
 export function endedByMark(createdAt: number, iat: number): boolean {
   // The provider's iat has whole seconds: a session created within that second counts as before.
   return Math.floor(createdAt / 1000) <= iat
+}
+
+/** Writes a record for the rest of its lifetime; a record already past it is not written. */
+export async function writeRecord(
+  store: SessionStore,
+  sessionId: string,
+  record: SessionRecord,
+  now: number,
+): Promise<void> {
+  const ttl = Math.ceil((record.expiresAt - now) / 1000)
+  if (ttl <= 0) return
+  await store.set(
+    sessionId,
+    { subject: record.sub, sid: record.sid, data: encodeRecord(record) },
+    ttl,
+  )
 }

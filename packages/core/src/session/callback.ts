@@ -1,0 +1,103 @@
+/**
+ * `GET <prefix>/callback`: refuses malformed or unsolicited responses, finds the browser's own
+ * transaction, and hands a matching response to the code exchange.
+ */
+import { isSsoError } from '../errors.js'
+import { completeLogin } from './complete-login.js'
+import {
+  clearCookie,
+  requestCookies,
+  routeHeaders,
+  sessionIdFrom,
+  type SessionContext,
+} from './context.js'
+import { LoginFailure } from './login-failure.js'
+import { pageResponse } from './pages.js'
+import { openTransaction, transactionCookie } from './transaction.js'
+import { storeUnavailablePage } from './unavailable-pages.js'
+
+const UNEXPECTED_CALLBACK_PARAMS = [
+  'id_token',
+  'access_token',
+  'token_type',
+  'refresh_token',
+  'response',
+]
+const STATE_SHAPE = /^[A-Za-z0-9_-]{32,128}$/
+
+export async function callback(
+  context: SessionContext,
+  request: Request,
+  url: URL,
+): Promise<Response> {
+  const config = context.config
+  const cookies = requestCookies(request)
+  const headers = routeHeaders()
+  const params = url.searchParams
+  const states = params.getAll('state')
+  const state =
+    states.length === 1 && STATE_SHAPE.test(states[0] ?? '') ? (states[0] as string) : undefined
+  if (state !== undefined && cookies.has(transactionCookie(config, state))) {
+    headers.append(
+      'set-cookie',
+      clearCookie(config, transactionCookie(config, state), config.prefix),
+    )
+  }
+  try {
+    const names = [...params.keys()]
+    if (new Set(names).size !== names.length) {
+      throw new LoginFailure(400, 'The sign-in response repeats a parameter, so it was refused.')
+    }
+    // A code-flow response never carries tokens or a JARM response; their presence is an attack.
+    if (UNEXPECTED_CALLBACK_PARAMS.some((name) => params.has(name))) {
+      throw new LoginFailure(400, 'The sign-in response carries parameters a code flow never has.')
+    }
+    const transaction =
+      state === undefined ? undefined : await openTransaction(context, cookies, state)
+    const providerError = params.get('error')
+    if (providerError !== null) {
+      const description = params.get('error_description')
+      throw new LoginFailure(400, 'The identity provider did not sign you in.', [
+        `Reason given by the provider: ${providerError}${description === null ? '' : ` (${description})`}`,
+      ])
+    }
+    if (transaction === undefined) {
+      // A reload of a finished callback, or a response this browser never asked for.
+      const sessionId = sessionIdFrom(context, cookies)
+      if (sessionId !== undefined) {
+        let stored
+        try {
+          stored = await config.store.get(sessionId)
+        } catch (error) {
+          return storeUnavailablePage(error, headers)
+        }
+        if (stored !== undefined) {
+          headers.set('location', `${config.publicUrl}/`)
+          return new Response(null, { status: 302, headers })
+        }
+      }
+      throw new LoginFailure(
+        400,
+        'This sign-in was not started in this browser, or it took too long.',
+        ['Please start again from the application.'],
+      )
+    }
+    return await completeLogin(context, transaction, params, headers, cookies)
+  } catch (error) {
+    if (error instanceof LoginFailure) {
+      if (error.retryAfter !== undefined) headers.set('retry-after', String(error.retryAfter))
+      return pageResponse(
+        error.status,
+        {
+          title: error.status === 400 ? 'Sign-in failed' : 'Sign-in is unavailable',
+          paragraphs: [error.message, ...error.detail],
+          link: { href: `${config.publicUrl}${config.prefix}/login`, text: 'Sign in again' },
+        },
+        headers,
+      )
+    }
+    if (isSsoError(error) && error.code === 'session_store_unavailable')
+      return storeUnavailablePage(error, headers)
+    throw error
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * What every step of the browser-session flow shares, built once per `createSessionAuth` from
+ * the frozen configuration: the cookie keyring, the provider and the client registration.
+ */
+import * as oauth from 'oauth4webapi'
+
+import type { RoleSource } from '../verify/claims.js'
+import type { SessionBearerOptions } from './bearer.js'
+import { expireCookie, parseCookies, serializeCookie, type CookieJar } from './cookies.js'
+import type { ResolvedSessionConfig } from './options.js'
+import { Provider } from './provider.js'
+import { safeReturnTo } from './return-to.js'
+import { Keyring } from './seal.js'
+
+export type SessionConfig = ResolvedSessionConfig<RoleSource, SessionBearerOptions>
+
+/** The keyring purpose of the signed session-id cookie. */
+export const SESSION_PURPOSE = 'ssokit:session'
+
+export interface SessionContext {
+  readonly config: SessionConfig
+  readonly keyring: Keyring
+  readonly provider: Provider
+  readonly client: oauth.Client
+  readonly clientAuth: oauth.ClientAuth
+}
+
+export function createContext(config: SessionConfig): SessionContext {
+  return Object.freeze({
+    config,
+    keyring: new Keyring(config.secrets),
+    provider: new Provider({
+      issuer: config.issuer,
+      fetch: config.fetch,
+      httpTimeoutMs: config.httpTimeoutMs,
+      allowHttp: config.allowHttpIssuer,
+      now: config.now,
+    }),
+    client: { client_id: config.clientId, id_token_signed_response_alg: 'RS256' },
+    clientAuth: oauth.ClientSecretBasic(config.clientSecret),
+  })
+}
+
+export function nowS(config: SessionConfig): number {
+  return Math.floor(config.now() / 1000)
+}
+
+/** `<publicUrl><prefix>/login?returnTo=<path>`. */
+export function loginUrl(config: SessionConfig, returnTo: string): string {
+  return `${config.publicUrl}${config.prefix}/login?returnTo=${encodeURIComponent(safeReturnTo(returnTo))}`
+}
+
+export function setCookie(
+  config: SessionConfig,
+  name: string,
+  value: string,
+  maxAge: number | undefined,
+  path: string,
+): string {
+  return serializeCookie(name, value, {
+    path,
+    secure: config.secure,
+    ...(maxAge === undefined ? {} : { maxAge }),
+  })
+}
+
+export function clearCookie(config: SessionConfig, name: string, path: string): string {
+  return expireCookie(name, { path, secure: config.secure })
+}
+
+export function requestCookies(request: Request): CookieJar {
+  return parseCookies([request.headers.get('cookie') ?? ''])
+}
+
+/** The headers every redirect of the session routes starts from. */
+export function routeHeaders(): Headers {
+  return new Headers({ 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' })
+}
+
+/** The session id of a correctly signed session cookie. */
+export function sessionIdFrom(context: SessionContext, cookies: CookieJar): string | undefined {
+  const value = cookies.get(context.config.sessionCookie)?.[0]
+  if (value === undefined) return undefined
+  return context.keyring.verify(value, SESSION_PURPOSE)
+}

@@ -1,0 +1,133 @@
+/**
+ * `GET <prefix>/login`: ends any session the browser holds, stops login loops, and sends the
+ * browser to the provider with a new sealed transaction (state, nonce, PKCE).
+ */
+import * as oauth from 'oauth4webapi'
+
+import {
+  clearCookie,
+  nowS,
+  requestCookies,
+  routeHeaders,
+  sessionIdFrom,
+  setCookie,
+  type SessionContext,
+} from './context.js'
+import type { IdentityCache } from './identity-cache.js'
+import { loginAttempts, loopCookie, LOOP_WINDOW_S } from './login-loop.js'
+import { pageResponse } from './pages.js'
+import { safeReturnTo } from './return-to.js'
+import {
+  sealTransaction,
+  transactionCookie,
+  transactionsToEvict,
+  TRANSACTION_TTL_S,
+} from './transaction.js'
+import { providerUnavailablePage, storeUnavailablePage } from './unavailable-pages.js'
+
+/** The store id `/login` reads to learn whether the store answers before sending anyone away. */
+const LOGIN_PROBE_ID = 'login-probe'
+
+export async function login(
+  context: SessionContext,
+  identities: IdentityCache,
+  request: Request,
+  url: URL,
+): Promise<Response> {
+  const { config, provider } = context
+  const cookies = requestCookies(request)
+  const headers = routeHeaders()
+
+  // Third-party-initiated login (OIDC Core §4) is accepted only from our own provider.
+  const issuers = url.searchParams.getAll('iss')
+  if (issuers.length > 1 || (issuers.length === 1 && issuers[0] !== config.issuer.href)) {
+    return pageResponse(
+      400,
+      {
+        title: 'Sign-in refused',
+        paragraphs: [
+          'The sign-in was started for an identity provider this application does not use.',
+        ],
+      },
+      headers,
+    )
+  }
+
+  const attempts = loginAttempts(context, cookies)
+  if (attempts.lastSuccess !== undefined && attempts.count >= config.maxLoginAttempts) {
+    const wait = Math.max(1, attempts.lastSuccess + LOOP_WINDOW_S - nowS(config))
+    headers.set('retry-after', String(wait))
+    return pageResponse(
+      429,
+      {
+        title: 'Sign-in keeps failing',
+        paragraphs: [
+          `This browser completed sign-in and came straight back to the sign-in page ${attempts.count} times in a row, so the session is not being kept. Sign-in stopped here to avoid an endless loop.`,
+          'Usual causes: the browser refuses the session cookie (cookies blocked, or the site is reached over http while it is configured for https), the clock of this server is wrong, or the sessions are lost between servers (several instances sharing a memory store).',
+          `You can try again in ${wait} seconds.`,
+        ],
+      },
+      headers,
+    )
+  }
+
+  // Opening the sign-in page ends any session this browser still holds (no half-logged-in state).
+  const existing = sessionIdFrom(context, cookies)
+  if (cookies.has(config.sessionCookie))
+    headers.append('set-cookie', clearCookie(config, config.sessionCookie, '/'))
+  try {
+    // Without a session to end, one read still proves the store answers: a store outage is
+    // told now, not after a round trip through the provider that could only end in a 503.
+    if (existing === undefined) await config.store.get(LOGIN_PROBE_ID)
+    else {
+      identities.forget(existing)
+      await config.store.delete(existing)
+    }
+  } catch (error) {
+    return storeUnavailablePage(error)
+  }
+
+  let metadata: oauth.AuthorizationServer
+  try {
+    metadata = await provider.metadata()
+  } catch (error) {
+    return providerUnavailablePage(error)
+  }
+  if (metadata.authorization_endpoint === undefined) return providerUnavailablePage(undefined)
+
+  const returnValues = url.searchParams.getAll('returnTo')
+  const returnTo = returnValues.length === 1 ? safeReturnTo(returnValues[0]) : '/'
+  const state = oauth.generateRandomState()
+  const nonce = oauth.generateRandomNonce()
+  const verifier = oauth.generateRandomCodeVerifier()
+  const challenge = await oauth.calculatePKCECodeChallenge(verifier)
+  const sealed = await sealTransaction(context, { state, nonce, verifier, returnTo })
+  const txPath = config.prefix
+  for (const name of await transactionsToEvict(context, cookies))
+    headers.append('set-cookie', clearCookie(config, name, txPath))
+  headers.append(
+    'set-cookie',
+    setCookie(config, transactionCookie(config, state), sealed, TRANSACTION_TTL_S, txPath),
+  )
+  if (attempts.lastSuccess !== undefined) {
+    headers.append('set-cookie', loopCookie(context, attempts.count + 1, attempts.lastSuccess))
+  }
+
+  const target = new URL(metadata.authorization_endpoint)
+  for (const name of config.loginParams) {
+    const values = url.searchParams.getAll(name)
+    if (values.length === 1 && values[0] !== undefined && values[0].length <= 512)
+      target.searchParams.set(name, values[0])
+  }
+  target.searchParams.set('client_id', config.clientId)
+  target.searchParams.set('redirect_uri', config.redirectUri)
+  target.searchParams.set('response_type', 'code')
+  target.searchParams.set('scope', config.scope)
+  target.searchParams.set('state', state)
+  target.searchParams.set('nonce', nonce)
+  target.searchParams.set('code_challenge', challenge)
+  target.searchParams.set('code_challenge_method', 'S256')
+  if (config.offline) target.searchParams.set('prompt', 'consent')
+  headers.set('location', target.href)
+  return new Response(null, { status: 302, headers })
+}

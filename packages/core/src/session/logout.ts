@@ -1,0 +1,55 @@
+/**
+ * `GET|POST <prefix>/logout`: ends the session here, then sends the browser to the provider's
+ * end-session endpoint (with the ID token as a hint) or straight to the post-logout page.
+ */
+import {
+  clearCookie,
+  requestCookies,
+  routeHeaders,
+  sessionIdFrom,
+  type SessionContext,
+} from './context.js'
+import type { IdentityCache } from './identity-cache.js'
+import { decodeRecord } from './record.js'
+import { storeUnavailablePage } from './unavailable-pages.js'
+
+export async function logout(
+  context: SessionContext,
+  identities: IdentityCache,
+  request: Request,
+): Promise<Response> {
+  const { config, provider } = context
+  const cookies = requestCookies(request)
+  const headers = routeHeaders()
+  const sessionId = sessionIdFrom(context, cookies)
+  let idToken: string | undefined
+  if (sessionId !== undefined) {
+    try {
+      const stored = await config.store.get(sessionId)
+      if (stored !== undefined) idToken = decodeRecord(stored.data)?.idToken
+      identities.forget(sessionId)
+      await config.store.delete(sessionId)
+    } catch (error) {
+      // The cookie stays so that logging out again, once the store is back, still ends the session.
+      return storeUnavailablePage(error, headers)
+    }
+  }
+  if (cookies.has(config.sessionCookie))
+    headers.append('set-cookie', clearCookie(config, config.sessionCookie, '/'))
+  let endSession: string | undefined
+  try {
+    endSession = (await provider.metadata()).end_session_endpoint
+  } catch {
+    endSession = undefined
+  }
+  if (endSession === undefined) {
+    headers.set('location', config.postLogoutRedirectUri)
+  } else {
+    const target = new URL(endSession)
+    target.searchParams.set('client_id', config.clientId)
+    target.searchParams.set('post_logout_redirect_uri', config.postLogoutRedirectUri)
+    if (idToken !== undefined) target.searchParams.set('id_token_hint', idToken)
+    headers.set('location', target.href)
+  }
+  return new Response(null, { status: 302, headers })
+}
