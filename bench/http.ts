@@ -33,8 +33,6 @@ const WRK = ['-t1', '-c32', '-d5s']
 const WARM_UP = ['-t1', '-c32', '-d2s']
 const ROUNDS = 3
 
-const OPEN_BODY = JSON.stringify({ subject: 'anonymous' })
-
 function listen(server: Server): Promise<number> {
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => {
@@ -61,8 +59,9 @@ async function serve(framework: Framework, auth: Authenticator | undefined): Pro
           void protectedHandler(req, res)
           return
         }
+        // The same work as the protected handler, bar the check.
         res.setHeader('content-type', 'application/json')
-        res.end(OPEN_BODY)
+        res.end(JSON.stringify({ subject: 'anonymous' }))
       })
       return listen(server)
     }

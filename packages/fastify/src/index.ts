@@ -13,6 +13,7 @@ import type {
   FastifyReply,
   FastifyRequest,
   onRequestAsyncHookHandler,
+  onRequestHookHandler,
 } from 'fastify'
 import fp from 'fastify-plugin'
 import {
@@ -74,21 +75,37 @@ function send(reply: FastifyReply, parts: ResponseParts): FastifyReply {
   return reply.send(parts.body)
 }
 
-async function authenticate(
+/**
+ * Settles with `undefined` once `request.auth` is set, or with the reply once a rejection is
+ * sent. One `then` and no `async` layers: this runs on every protected request.
+ */
+function authenticate(
   request: FastifyRequest,
   reply: FastifyReply,
   auth: Authenticator,
   roles: readonly string[],
 ): Promise<FastifyReply | undefined> {
   const req = toRequestLike(request.raw)
+  let pending: Promise<Identity>
   try {
-    const identity = await auth.authenticate(req)
-    if (roles.length > 0) requireRoles(identity, roles)
-    request.auth = identity
+    pending = auth.authenticate(req)
   } catch (error) {
-    return send(reply, auth.reject(error, req))
+    // An authenticator that throws instead of rejecting is answered the same way.
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+    pending = Promise.reject(error)
   }
-  return undefined
+  return pending.then(
+    (identity) => {
+      try {
+        if (roles.length > 0) requireRoles(identity, roles)
+      } catch (error) {
+        return send(reply, auth.reject(error, req))
+      }
+      request.auth = identity
+      return undefined
+    },
+    (error: unknown) => send(reply, auth.reject(error, req)),
+  )
 }
 
 /** A route hook that authenticates the request (and checks `roles`, when given). */
@@ -96,8 +113,15 @@ export function requireAuth(
   options: { readonly roles?: readonly string[] } = {},
 ): onRequestAsyncHookHandler {
   const roles = checkRoles(options.roles)
-  return async function requireAuth(request, reply) {
-    return authenticate(request, reply, authenticatorOf(request.server), roles)
+  return function requireAuth(request, reply) {
+    let auth: Authenticator
+    try {
+      auth = authenticatorOf(request.server)
+    } catch (error) {
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+      return Promise.reject(error)
+    }
+    return authenticate(request, reply, auth, roles)
   }
 }
 
@@ -123,11 +147,21 @@ export function requireRole(...roles: string[]): onRequestAsyncHookHandler {
   }
 }
 
-function routeGuard(auth: Authenticator): onRequestAsyncHookHandler {
-  return async function ssokitRouteGuard(request, reply) {
+/**
+ * Runs before every route of the app, so it is a callback hook: a route that asks for nothing
+ * goes on at once, without a promise.
+ */
+function routeGuard(auth: Authenticator): onRequestHookHandler {
+  return function ssokitRouteGuard(request, reply, done) {
     const { config } = request.routeOptions
-    if (config.auth !== true && config.roles === undefined) return undefined
-    return authenticate(request, reply, auth, config.roles ?? [])
+    if (config.auth !== true && config.roles === undefined) {
+      done()
+      return
+    }
+    // After a rejection has been sent, `done` is not called: the route must not run.
+    authenticate(request, reply, auth, config.roles ?? []).then(() => {
+      if (!reply.sent) done()
+    }, done)
   }
 }
 

@@ -26,6 +26,23 @@ function distinct(req: IncomingMessage): NodeJS.Dict<string[]> {
   return out
 }
 
+/** The `RequestLike` of a Node request; a class, so a request costs one small object. */
+class NodeRequestLike implements RequestLike {
+  readonly method: string
+  readonly url: string
+  readonly #req: IncomingMessage
+
+  constructor(req: IncomingMessage, url: string | undefined) {
+    this.#req = req
+    this.method = req.method ?? 'GET'
+    this.url = url ?? req.url ?? '/'
+  }
+
+  header(name: string): readonly string[] {
+    return headerValues(this.#req, name)
+  }
+}
+
 /**
  * A `RequestLike` view of a Node request, without copying its headers. Values are read from
  * `rawHeaders`, one entry per occurrence: `req.headers` silently drops a second `Authorization`,
@@ -34,13 +51,19 @@ function distinct(req: IncomingMessage): NodeJS.Dict<string[]> {
  * @param url The request target to report instead of `req.url` (Express's `originalUrl`).
  */
 export function toRequestLike(req: IncomingMessage, url?: string): RequestLike {
-  return {
-    method: req.method ?? 'GET',
-    url: url ?? req.url ?? '/',
-    header(name) {
-      return headerValues(req, name)
-    },
+  return new NodeRequestLike(req, url)
+}
+
+/** Whether a raw header name is `lower` (lower case) in any case, without building a string. */
+function sameName(raw: string, lower: string): boolean {
+  if (raw.length !== lower.length) return false
+  if (raw === lower) return true
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i)
+    // ASCII letters fold to lower case; anything else must match as it is.
+    if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== lower.charCodeAt(i)) return false
   }
+  return true
 }
 
 /** Every value of one header (`name` in lower case), scanning `rawHeaders` once. */
@@ -51,7 +74,7 @@ function headerValues(req: IncomingMessage, name: string): readonly string[] {
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const key = raw[i]
     const value = raw[i + 1]
-    if (key?.length === name.length && value !== undefined && key.toLowerCase() === name) {
+    if (key !== undefined && value !== undefined && sameName(key, name)) {
       ;(found ??= []).push(value)
     }
   }

@@ -2,7 +2,7 @@ import type { Authenticator } from '../authenticator.js'
 import { SsoError, SsoTypeError, isSsoError } from '../errors.js'
 import type { RequestLike, ResponseParts } from '../http.js'
 import type { Identity } from '../identity.js'
-import { createVerifier, type Verifier, type VerifierOptions } from './verifier.js'
+import { cacheLookupOf, createVerifier, type Verifier, type VerifierOptions } from './verifier.js'
 
 export interface BearerAuthenticatorOptions extends VerifierOptions {
   /** The realm named in `WWW-Authenticate`. Default: the client id. */
@@ -36,6 +36,8 @@ function checkRealm(realm: string): string {
 function hasQueryToken(url: string): boolean {
   const query = url.indexOf('?')
   if (query === -1) return false
+  // The parameter name may be percent-encoded; without either spelling there is nothing to parse.
+  if (url.indexOf('access_token', query) === -1 && url.indexOf('%', query) === -1) return false
   const hash = url.indexOf('#', query)
   const params = new URLSearchParams(url.slice(query + 1, hash === -1 ? undefined : hash))
   return params.has('access_token')
@@ -45,12 +47,8 @@ function invalidRequest(message: string): SsoError {
   return new SsoError('invalid_request', message)
 }
 
-/**
- * Reads the bearer token of a request (RFC 6750 §2.1), or throws:
- * - no `Authorization`, or another scheme: `token_missing` (a query-string token counts as none);
- * - two `Authorization` values, broken syntax, or a header plus `?access_token=`: `invalid_request`.
- */
-export function readBearerToken(request: RequestLike): string {
+/** What follows `Bearer ` in the request's one `Authorization` header, not yet checked for syntax. */
+function bearerCredential(request: RequestLike): string {
   const values = request.header('authorization')
   const queryToken = hasQueryToken(request.url)
   if (values.length > 1)
@@ -67,9 +65,21 @@ export function readBearerToken(request: RequestLike): string {
     throw new SsoError('token_missing', 'The request carries no bearer token.')
   }
   if (queryToken) throw invalidRequest('The request carries more than one credential.')
-  const token = space === -1 ? '' : value.slice(space + 1)
-  if (!B64TOKEN.test(token))
-    throw invalidRequest('The Authorization header is not "Bearer <token>".')
+  return space === -1 ? '' : value.slice(space + 1)
+}
+
+function badSyntax(): SsoError {
+  return invalidRequest('The Authorization header is not "Bearer <token>".')
+}
+
+/**
+ * Reads the bearer token of a request (RFC 6750 §2.1), or throws:
+ * - no `Authorization`, or another scheme: `token_missing` (a query-string token counts as none);
+ * - two `Authorization` values, broken syntax, or a header plus `?access_token=`: `invalid_request`.
+ */
+export function readBearerToken(request: RequestLike): string {
+  const token = bearerCredential(request)
+  if (!B64TOKEN.test(token)) throw badSyntax()
   return token
 }
 
@@ -124,10 +134,24 @@ export function createBearerAuthenticator(
     verifier = createVerifier(options)
     realm = checkRealm(options.realm ?? verifier.clientId)
   }
+  const cached = cacheLookupOf(verifier)
   return Object.freeze({
     realm,
-    async authenticate(request: RequestLike): Promise<Identity> {
-      return verifier.verify(readBearerToken(request))
+    // Not `async`: a token verified before is answered in this tick, with one settled promise.
+    // Every failure still arrives as a rejection.
+    authenticate(request: RequestLike): Promise<Identity> {
+      try {
+        const token = bearerCredential(request)
+        // The cache holds only tokens that pass the syntax check, so a hit may skip it.
+        const identity = cached?.(token)
+        if (identity !== undefined) return Promise.resolve(identity)
+        if (!B64TOKEN.test(token)) throw badSyntax()
+        return Promise.resolve(verifier.verify(token))
+      } catch (error) {
+        // Whatever was thrown, unchanged, as `async` would.
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+        return Promise.reject(error)
+      }
     },
     reject(error: unknown, _request: RequestLike): ResponseParts {
       return bearerRejection(realm, error)

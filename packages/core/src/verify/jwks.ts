@@ -121,7 +121,12 @@ export class JwksCache {
   }
 
   get stale(): boolean {
-    return this.#keys === undefined || this.#options.now() - this.#loadedAt > this.#options.maxAgeMs
+    return this.staleAt(this.#options.now())
+  }
+
+  /** `stale` at a time the caller has already read from the clock. */
+  staleAt(now: number): boolean {
+    return this.#keys === undefined || now - this.#loadedAt > this.#options.maxAgeMs
   }
 
   /** Loads the set when missing or older than the maximum age. Throws only when no key is usable. */

@@ -1,37 +1,87 @@
-/** A small least-recently-used map; `Map` keeps insertion order, so the first key is the oldest. */
-export class Lru<K, V> {
+/**
+ * How many trailing characters of a token index the cache. They lie in the signature, which is as
+ * good as random for the tokens that get cached (only verified ones do).
+ */
+const FINGERPRINT = 8
+
+/**
+ * A small number from the token's last characters. Computed from character codes, so a lookup
+ * neither copies nor hashes a string; a number key hashes for free.
+ */
+function fingerprint(token: string): number {
+  let hash = token.length
+  for (let i = Math.max(0, token.length - FINGERPRINT); i < token.length; i++) {
+    hash = (hash * 31 + token.charCodeAt(i)) & 0x3fffffff
+  }
+  return hash
+}
+
+interface Slot<V> {
+  readonly token: string
+  readonly value: V
+  /** The value of the insertion counter when the slot was last (re)inserted. */
+  stamp: number
+}
+
+/**
+ * Verified tokens by their full text, bounded, the least recently used dropped first.
+ *
+ * Built for the hit of a hot token on every request, where a plain `Map` keyed by the token
+ * costs more than the rest of the check: the header value is a new string on every request, so
+ * each lookup hashes the whole token (about 1 KB) again, and moving the entry to the young end
+ * (a delete and an insert) does it twice more. Here a slot is found by a number made from the
+ * token's length and last characters, and confirmed by comparing the whole token, so a hit never
+ * answers for another token; two tokens with the same number only take turns in one slot.
+ *
+ * A hit moves its slot to the young end only when at least half the capacity of insertions and
+ * moves happened since the slot last moved, so a hot entry is moved rarely; an entry is still
+ * dropped only after more than `max / 2` insertions and moves since its last hit.
+ */
+export class TokenCache<V> {
   readonly #max: number
-  readonly #map = new Map<K, V>()
+  readonly #refreshAfter: number
+  readonly #slots = new Map<number, Slot<V>>()
+  #clock = 0
 
   constructor(max: number) {
     this.#max = max
+    this.#refreshAfter = Math.ceil(max / 2)
   }
 
   get size(): number {
-    return this.#map.size
+    return this.#slots.size
   }
 
-  get(key: K): V | undefined {
-    if (this.#max <= 0) return undefined
-    const value = this.#map.get(key)
-    if (value !== undefined) {
-      this.#map.delete(key)
-      this.#map.set(key, value)
+  get(token: string): V | undefined {
+    const key = fingerprint(token)
+    const slot = this.#slots.get(key)
+    if (slot === undefined || slot.token !== token) return undefined
+    if (this.#clock - slot.stamp >= this.#refreshAfter) {
+      this.#slots.delete(key)
+      this.#insert(key, slot)
     }
-    return value
+    return slot.value
   }
 
-  set(key: K, value: V): void {
+  set(token: string, value: V): void {
     if (this.#max <= 0) return
-    this.#map.delete(key)
-    this.#map.set(key, value)
-    if (this.#map.size > this.#max) {
-      const oldest = this.#map.keys().next()
-      if (oldest.done !== true) this.#map.delete(oldest.value)
+    const key = fingerprint(token)
+    this.#slots.delete(key)
+    this.#insert(key, { token, value, stamp: 0 })
+    if (this.#slots.size > this.#max) {
+      const oldest = this.#slots.keys().next()
+      if (oldest.done !== true) this.#slots.delete(oldest.value)
     }
   }
 
-  delete(key: K): void {
-    this.#map.delete(key)
+  delete(token: string): void {
+    const key = fingerprint(token)
+    if (this.#slots.get(key)?.token === token) this.#slots.delete(key)
+  }
+
+  #insert(key: number, slot: Slot<V>): void {
+    this.#clock += 1
+    slot.stamp = this.#clock
+    this.#slots.set(key, slot)
   }
 }

@@ -22,7 +22,7 @@ import {
 import { parseCompact, parseJsonObject, type CompactJws } from './compact.js'
 import { EventSink, loggable, type VerifierEventHandler } from './events.js'
 import { JwksCache, type JwksKey, type RejectReason } from './jwks.js'
-import { Lru } from './lru.js'
+import { TokenCache } from './lru.js'
 
 /** Tuning of the key cache. Durations are in seconds. */
 export interface JwksOptions {
@@ -91,6 +91,50 @@ export interface Verifier {
 interface CachedToken {
   readonly identity: Identity
   readonly key: JwksKey
+  /**
+   * Whether the token is base64url segments and dots only, so that it passes any bearer syntax
+   * check; a token accepted in another shape (jose takes padding and whitespace) is not.
+   */
+  readonly plain: boolean
+  /**
+   * The second (of the verifier's clock) at which the token times last held. `checkTimes` depends
+   * on the clock through that second only, so within it the answer is the same.
+   */
+  checkedAt: number
+}
+
+/**
+ * The cached identity of a token, or `undefined` whenever the full verification has something to
+ * say (an unknown, stale or expired entry, a key set due for refreshing): never a rejection.
+ */
+type CacheLookup = (token: string) => Identity | undefined
+
+const cacheLookups = new WeakMap<Verifier, CacheLookup>()
+
+/**
+ * The synchronous cache lookup of a verifier made by `createVerifier`, for the bearer
+ * authenticator's fast path; `undefined` for another verifier or when caching is off.
+ */
+export function cacheLookupOf(verifier: Verifier): CacheLookup | undefined {
+  return cacheLookups.get(verifier)
+}
+
+/** Base64url and "." only: what a token must be to skip the bearer syntax check on a hit. */
+function isPlainCompact(token: string): boolean {
+  for (let i = 0; i < token.length; i++) {
+    const c = token.charCodeAt(i)
+    if (!(
+      (c >= 0x61 && c <= 0x7a) ||
+      (c >= 0x41 && c <= 0x5a) ||
+      (c >= 0x30 && c <= 0x39) ||
+      c === 0x2d ||
+      c === 0x5f ||
+      c === 0x2e
+    )) {
+      return false
+    }
+  }
+  return token.length > 0
 }
 
 const FORBIDDEN_STEPS = new Set(['__proto__', 'constructor', 'prototype'])
@@ -290,7 +334,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     checkUrl: (url, what) => urlProblem(url, what, allowInsecureHttp),
     events,
   })
-  const cache = new Lru<string, CachedToken>(config.cacheSize)
+  const cache = new TokenCache<CachedToken>(config.cacheSize)
   const caching = config.cacheSize > 0
   const tolerance = policy.clockTolerance
 
@@ -338,7 +382,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
     checkTimes(claims, Math.floor(now() / 1000), tolerance)
     checkAccessToken(jws.header, claims, policy)
     const identity = buildIdentity(claims, roles)
-    if (caching) cache.set(token, { identity, key })
+    if (caching) {
+      cache.set(token, { identity, key, plain: isPlainCompact(token), checkedAt: Number.NaN })
+    }
     return identity
   }
 
@@ -378,11 +424,32 @@ export function createVerifier(options: VerifierOptions): Verifier {
       cache.delete(token)
       return undefined
     }
+    const second = Math.floor(now() / 1000)
+    if (hit.checkedAt === second) return hit.identity
     try {
-      checkTimes(hit.identity.claims, Math.floor(now() / 1000), tolerance)
+      checkTimes(hit.identity.claims, second, tolerance)
     } catch (error) {
       cache.delete(token)
       throw error
+    }
+    hit.checkedAt = second
+    return hit.identity
+  }
+
+  /** A hit that needs neither a wait nor a rejection; everything else is left to `verify`. */
+  function lookup(token: string): Identity | undefined {
+    const hit = cache.get(token)
+    if (hit === undefined || !hit.plain) return undefined
+    const ms = now()
+    if (jwks.staleAt(ms) || !jwks.isCurrent(hit.key)) return undefined
+    const second = Math.floor(ms / 1000)
+    if (hit.checkedAt !== second) {
+      try {
+        checkTimes(hit.identity.claims, second, tolerance)
+      } catch {
+        return undefined
+      }
+      hit.checkedAt = second
     }
     return hit.identity
   }
@@ -431,10 +498,12 @@ export function createVerifier(options: VerifierOptions): Verifier {
     return Promise.resolve(result)
   }
 
-  return Object.freeze({
+  const verifier: Verifier = Object.freeze({
     issuer: config.issuer,
     clientId: config.clientId,
     verify,
     ready: () => jwks.ensureFresh(),
   })
+  if (caching) cacheLookups.set(verifier, lookup)
+  return verifier
 }
