@@ -1,15 +1,23 @@
 /**
  * Identities built from session records, kept per session id. An entry is served only for a
  * record just read from the store whose tokens are the ones it was built from, so it never
- * outlives or outranks the record.
+ * outlives or outranks the record. Decoded records are kept the same way: served only for the
+ * exact stored text they were decoded from, so the store is still read on every request and
+ * only the parse of unchanged text is skipped.
  */
 import type { Identity } from '../identity.js'
 import { RoleSet } from '../verify/claims.js'
-import type { SessionRecord } from './record.js'
+import { decodeRecord, type SessionRecord } from './record.js'
 import { decodeClaims } from './tokens.js'
 
 /** Identities kept built per process; a miss costs two JWT decodes and a deep freeze. */
 const MAX_CACHED_IDENTITIES = 1000
+
+/** A decoded record and the exact stored text it was decoded from. */
+interface CachedRecord {
+  readonly data: string
+  readonly record: SessionRecord
+}
 
 /** A built identity and the exact record fields it was built from. */
 interface CachedIdentity {
@@ -25,6 +33,7 @@ export type RoleReader = (claims: Readonly<Record<string, unknown>>) => Iterable
 export class IdentityCache {
   readonly #roles: RoleReader
   readonly #entries = new Map<string, CachedIdentity>()
+  readonly #records = new Map<string, CachedRecord>()
 
   constructor(roles: RoleReader) {
     this.#roles = roles
@@ -37,6 +46,25 @@ export class IdentityCache {
 
   forget(sessionId: string): void {
     this.#entries.delete(sessionId)
+    this.#records.delete(sessionId)
+  }
+
+  /**
+   * The record stored as `data` for a session, decoded once per distinct text: a record is a few
+   * kilobytes of JSON, and comparing it with the text seen last is far cheaper than parsing it.
+   */
+  recordOf(sessionId: string, data: string): SessionRecord | undefined {
+    const records = this.#records
+    const cached = records.get(sessionId)
+    if (cached !== undefined && cached.data === data) return cached.record
+    const record = decodeRecord(data)
+    if (cached !== undefined) records.delete(sessionId)
+    if (record === undefined) return undefined
+    evictOldest(records)
+    // Shared between requests from now on: frozen so that no caller can change it for the next.
+    deepFreeze(record)
+    records.set(sessionId, { data, record })
+    return record
   }
 
   /** The identity of a record just read from the store, built once per set of tokens. */
@@ -54,10 +82,7 @@ export class IdentityCache {
     }
     const identity = buildIdentity(record, this.#roles)
     if (cached !== undefined) cache.delete(sessionId)
-    else if (cache.size >= MAX_CACHED_IDENTITIES) {
-      const oldest = cache.keys().next()
-      if (oldest.done !== true) cache.delete(oldest.value)
-    }
+    else evictOldest(cache)
     cache.set(sessionId, {
       iss: record.iss,
       sub: record.sub,
@@ -67,6 +92,13 @@ export class IdentityCache {
     })
     return identity
   }
+}
+
+/** Makes room for one more entry; maps keep insertion order, so the first key is the oldest. */
+function evictOldest(cache: Map<string, unknown>): void {
+  if (cache.size < MAX_CACHED_IDENTITIES) return
+  const oldest = cache.keys().next()
+  if (oldest.done !== true) cache.delete(oldest.value)
 }
 
 function buildIdentity(record: SessionRecord, roles: RoleReader): Identity {

@@ -10,7 +10,6 @@ import { cookieValue } from './cookies.js'
 import type { IdentityCache } from './identity-cache.js'
 import {
   decodeLogoutMark,
-  decodeRecord,
   endedByMark,
   logoutMarkId,
   writeRecord,
@@ -18,6 +17,9 @@ import {
 } from './record.js'
 import { needsRefresh, type SessionRefresher } from './refresh.js'
 import { asStoreError } from './store-errors.js'
+
+/** Signed cookies already verified, at most this many; a miss costs one HMAC per secret. */
+const MAX_VERIFIED_COOKIES = 1000
 
 function endedByLogout(record: SessionRecord, markData: string | undefined): boolean {
   if (markData === undefined) return false
@@ -30,6 +32,13 @@ export class SessionReader {
   readonly #identities: IdentityCache
   readonly #refresher: SessionRefresher
   readonly #rejections: SessionRejections
+  /**
+   * Session cookies whose MAC was checked, by their exact text. Only a cookie that passed the
+   * check gets an entry, and a cookie's value never changes meaning, so a hit is as good as a
+   * fresh check; the session itself is still read from the store on every request. Looking up
+   * a forged cookie compares string hashes first, so it learns nothing about a valid MAC.
+   */
+  readonly #verified = new Map<string, string>()
 
   constructor(
     context: SessionContext,
@@ -44,11 +53,11 @@ export class SessionReader {
   }
 
   async authenticate(request: RequestLike): Promise<Identity> {
-    const { config, keyring } = this.#context
+    const config = this.#context.config
     const rejections = this.#rejections
     const cookie = cookieValue(request.header('cookie'), config.sessionCookie)
     if (cookie === undefined) throw rejections.missing(false)
-    const sessionId = keyring.verify(cookie, SESSION_PURPOSE)
+    const sessionId = this.#verify(cookie)
     if (sessionId === undefined) throw rejections.missing(true)
     const store = config.store
     // A session never changes subject, so a subject seen before lets the logout mark be read
@@ -70,10 +79,11 @@ export class SessionReader {
     }
     if (stored === undefined) {
       this.#identities.forget(sessionId)
+      this.#verified.delete(cookie)
       throw rejections.missing(true)
     }
     // A record in a format this version does not know (a newer deployment) is not ours to delete.
-    let record = decodeRecord(stored.data)
+    let record = this.#identities.recordOf(sessionId, stored.data)
     if (record === undefined) throw rejections.missing(false)
     if (record.sub !== knownSub) {
       try {
@@ -102,5 +112,19 @@ export class SessionReader {
       record = touched
     }
     return this.#identities.identityOf(sessionId, record)
+  }
+
+  #verify(cookie: string): string | undefined {
+    const verified = this.#verified
+    const known = verified.get(cookie)
+    if (known !== undefined) return known
+    const sessionId = this.#context.keyring.verify(cookie, SESSION_PURPOSE)
+    if (sessionId === undefined) return undefined
+    if (verified.size >= MAX_VERIFIED_COOKIES) {
+      const oldest = verified.keys().next()
+      if (oldest.done !== true) verified.delete(oldest.value)
+    }
+    verified.set(cookie, sessionId)
+    return sessionId
   }
 }

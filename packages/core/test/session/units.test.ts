@@ -12,6 +12,7 @@ import {
 } from '@ssokit/core'
 
 import { cookieValue, parseCookies } from '../../src/session/cookies.js'
+import { IdentityCache } from '../../src/session/identity-cache.js'
 import { escapeHtml, renderPage } from '../../src/session/pages.js'
 import { decodeRecord, encodeRecord, type SessionRecord } from '../../src/session/record.js'
 import { Keyring, safeEqual } from '../../src/session/seal.js'
@@ -182,6 +183,23 @@ describe('session record format', () => {
     assert.equal(decodeRecord('{'), undefined)
     assert.equal(decodeRecord('null'), undefined)
     assert.equal(decodeRecord(JSON.stringify({ ...record, sub: 5 })), undefined)
+  })
+
+  it('decodes a stored record once per distinct text, and never serves it for other text', () => {
+    const cache = new IdentityCache(() => [])
+    const data = encodeRecord(record)
+    const first = cache.recordOf('s', data)
+    assert.deepEqual(first, record)
+    assert.ok(Object.isFrozen(first))
+    // Equal text in another string (as a network store returns it) is still the same record.
+    assert.equal(cache.recordOf('s', `${data} `.trimEnd()), first)
+    const touched = cache.recordOf('s', encodeRecord({ ...record, lastSeenAt: 5 }))
+    assert.equal(touched?.lastSeenAt, 5)
+    assert.equal(cache.recordOf('s', '{'), undefined)
+    assert.notEqual(cache.recordOf('s', data), first)
+    assert.equal(cache.recordOf('other', data)?.sub, 'alice')
+    cache.forget('other')
+    assert.notEqual(cache.recordOf('other', data), first)
   })
 })
 
