@@ -91,9 +91,18 @@ export function withAuth(
   const roles = checkRoles(options.roles)
   const auth = resolveAuthenticator(options.auth)
   const routes = hasRoutes(auth) ? authRoutes(auth, options) : undefined
+  const prefix = hasRoutes(auth) ? auth.prefix : undefined
 
   return async function ssokitWithAuth(req, res) {
-    if (routes !== undefined && (await routes(req, res))) return
+    // The prefix test first: an ordinary request skips the async route step altogether.
+    if (
+      routes !== undefined &&
+      prefix !== undefined &&
+      isUnderPrefix(req.url ?? '/', prefix) &&
+      (await routes(req, res))
+    ) {
+      return
+    }
     const request = toRequestLike(req)
     let identity: Identity
     try {
