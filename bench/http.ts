@@ -10,8 +10,7 @@
  *   npm run bench -- http
  *   node --conditions=source --import tsx bench/http.ts [node fastify express hono]
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createInterface } from 'node:readline'
@@ -25,6 +24,8 @@ import { ssokit as ssokitFastify, requireAuth as fastifyRequireAuth } from '@sso
 import * as ssokitHono from '@ssokit/hono'
 import { sendWebResponse, toWebRequest, withAuth } from '@ssokit/node'
 import { startIdp } from '@ssokit/idp'
+
+import { best, hasCommand, pin, wrk, type Run } from './wrk.js'
 
 const FRAMEWORKS = ['node', 'fastify', 'express', 'hono'] as const
 type Framework = (typeof FRAMEWORKS)[number]
@@ -100,12 +101,6 @@ async function serve(framework: Framework, auth: Authenticator | undefined): Pro
   }
 }
 
-function hasCommand(name: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0
-}
-
-const pin = hasCommand('taskset')
-
 function startServer(
   framework: Framework,
   issuer: string | undefined,
@@ -135,50 +130,11 @@ function startServer(
   })
 }
 
-interface Run {
-  /** Requests per second, as wrk measured them. */
-  readonly rate: number
-  /** Server CPU time per request in microseconds, when /proc tells it. */
-  readonly cpu: number | undefined
-}
-
-const TICK_US = 1e6 / 100
-
-/** User plus system CPU time of a process, in clock ticks (Linux). */
-function cpuTicks(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return Number(fields[11]) + Number(fields[12])
-  } catch {
-    return undefined
-  }
-}
-
-function wrk(args: readonly string[], target: Target): Run {
-  const header = ['-H', `Authorization: Bearer ${target.token}`]
-  const command = pin ? 'taskset' : 'wrk'
-  const argv = [...args, ...header, target.url]
-  const before = cpuTicks(target.child.pid)
-  const result = spawnSync(command, pin ? ['-c', '0', 'wrk', ...argv] : argv, { encoding: 'utf8' })
-  const after = cpuTicks(target.child.pid)
-  const rate = /Requests\/sec:\s+([\d.]+)/.exec(result.stdout)
-  const total = /(\d+) requests in/.exec(result.stdout)
-  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(result.stdout)
-  if (result.status !== 0 || !rate || !total) throw new Error(`wrk failed: ${result.stderr}`)
-  if (errors) throw new Error(`${errors[1]} requests were rejected during the run`)
-  const cpu =
-    before === undefined || after === undefined
-      ? undefined
-      : ((after - before) * TICK_US) / Number(total[1])
-  return { rate: Number(rate[1]), cpu }
-}
-
 interface Target {
   readonly child: ChildProcess
   readonly url: string
-  readonly token: string
+  /** The `Authorization` header wrk sends. */
+  readonly header: string
 }
 
 /** Starts a server; both kinds get the same requests, token included, so only the check differs. */
@@ -195,7 +151,7 @@ async function startTarget(
   if (issuer !== undefined && anonymous.status !== 401) {
     throw new Error(`${framework}: the protected route let an anonymous call in`)
   }
-  return { child, url, token }
+  return { child, url, header: `Authorization: Bearer ${token}` }
 }
 
 function stop(target: Target): void {
@@ -212,14 +168,6 @@ interface Measure {
   readonly guarded: Run
 }
 
-function best(a: Run | undefined, b: Run): Run {
-  if (a === undefined) return b
-  return {
-    rate: Math.max(a.rate, b.rate),
-    cpu: a.cpu === undefined || b.cpu === undefined ? undefined : Math.min(a.cpu, b.cpu),
-  }
-}
-
 /**
  * Both servers run side by side and are measured in turns, keeping the best run of each: on a
  * shared machine, other load only ever lowers a figure, so the best runs are the comparable ones.
@@ -229,13 +177,16 @@ async function measure(framework: Framework, issuer: string, token: string): Pro
   const open = await startTarget(framework, undefined, token)
   const guarded = await startTarget(framework, issuer, token)
   try {
-    wrk(WARM_UP, open)
-    wrk(WARM_UP, guarded)
+    wrk(WARM_UP, open.url, open.header, open.child.pid, framework)
+    wrk(WARM_UP, guarded.url, guarded.header, guarded.child.pid, framework)
     let openBest: Run | undefined
     let guardedBest: Run | undefined
     for (let round = 0; round < ROUNDS; round += 1) {
-      openBest = best(openBest, wrk(WRK, open))
-      guardedBest = best(guardedBest, wrk(WRK, guarded))
+      openBest = best(openBest, wrk(WRK, open.url, open.header, open.child.pid, framework))
+      guardedBest = best(
+        guardedBest,
+        wrk(WRK, guarded.url, guarded.header, guarded.child.pid, framework),
+      )
     }
     if (openBest === undefined || guardedBest === undefined) throw new Error('no measurement')
     return { open: openBest, guarded: guardedBest }

@@ -30,6 +30,8 @@ import { RedisSessionStore } from '@ssokit/redis'
 import { startRedis } from '../test/support/redis.js'
 import { beginLogin, finishLogin } from '../test/support/session-redis.js'
 
+import { best, hasCommand, pin, wrk, type Run } from './wrk.js'
+
 const KINDS = ['open', 'memory', 'redis'] as const
 /**
  * With --profile, also the floor of any design that reads Redis on every request: the session
@@ -45,12 +47,6 @@ const SECRET = 'bench-session-secret-0123456789abcdef'
 const CLIENT_ID = 'demo-app'
 const CLIENT_SECRET = 'demo-app-secret'
 const SESSION_COOKIE = 'ssokit-session'
-
-function hasCommand(name: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0
-}
-
-const pin = hasCommand('taskset')
 
 // ------------------------------------------------------------------------------------------------
 // Child process: one server
@@ -152,52 +148,6 @@ interface Target {
   readonly base: string
   /** The `Cookie` header wrk sends. */
   cookie: string
-}
-
-interface Run {
-  readonly rate: number
-  /** Server CPU time per request in microseconds, when /proc tells it. */
-  readonly cpu: number | undefined
-}
-
-const TICK_US = 1e6 / 100
-
-function cpuTicks(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return Number(fields[11]) + Number(fields[12])
-  } catch {
-    return undefined
-  }
-}
-
-function wrk(args: readonly string[], target: Target, cookie: string): Run {
-  const argv = [...args, '-H', `Cookie: ${cookie}`, `${target.base}/api`]
-  const before = cpuTicks(target.child.pid)
-  const result = spawnSync(pin ? 'taskset' : 'wrk', pin ? ['-c', '0', 'wrk', ...argv] : argv, {
-    encoding: 'utf8',
-  })
-  const after = cpuTicks(target.child.pid)
-  const rate = /Requests\/sec:\s+([\d.]+)/.exec(result.stdout)
-  const total = /(\d+) requests in/.exec(result.stdout)
-  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(result.stdout)
-  if (result.status !== 0 || !rate || !total) throw new Error(`wrk failed: ${result.stderr}`)
-  if (errors) throw new Error(`${target.kind}: ${errors[1]} requests were rejected during the run`)
-  const cpu =
-    before === undefined || after === undefined
-      ? undefined
-      : ((after - before) * TICK_US) / Number(total[1])
-  return { rate: Number(rate[1]), cpu }
-}
-
-function best(a: Run | undefined, b: Run): Run {
-  if (a === undefined) return b
-  return {
-    rate: Math.max(a.rate, b.rate),
-    cpu: a.cpu === undefined || b.cpu === undefined ? undefined : Math.min(a.cpu, b.cpu),
-  }
 }
 
 /** Signs in on a session server; resolves to the `Cookie` header its session answers to. */
@@ -398,10 +348,29 @@ async function main(): Promise<void> {
     // Every server gets the same kind of header; the floor reads the Redis server's session.
     const cookieOf = (target: Target) =>
       target.kind === 'open' || target.kind === FLOOR ? redisCookie : target.cookie
-    for (const target of targets) wrk(WARM_UP, target, cookieOf(target))
+    for (const target of targets)
+      wrk(
+        WARM_UP,
+        `${target.base}/api`,
+        `Cookie: ${cookieOf(target)}`,
+        target.child.pid,
+        target.kind,
+      )
     for (let round = 0; round < ROUNDS; round += 1) {
       for (const target of targets) {
-        results.set(target.kind, best(results.get(target.kind), wrk(WRK, target, cookieOf(target))))
+        results.set(
+          target.kind,
+          best(
+            results.get(target.kind),
+            wrk(
+              WRK,
+              `${target.base}/api`,
+              `Cookie: ${cookieOf(target)}`,
+              target.child.pid,
+              target.kind,
+            ),
+          ),
+        )
       }
     }
     if (profiling) {

@@ -37,12 +37,8 @@ function isFiniteNumber(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value)
 }
 
-export function encodeRecord(record: SessionRecord): string {
-  return JSON.stringify(record)
-}
-
-/** The record, or `undefined` when the data is not one this version can read. */
-export function decodeRecord(data: string): SessionRecord | undefined {
+/** The JSON object in `data` stamped with this format version, or `undefined`. */
+function parseVersioned(data: string): Record<string, unknown> | undefined {
   let parsed: unknown
   try {
     parsed = JSON.parse(data)
@@ -50,8 +46,18 @@ export function decodeRecord(data: string): SessionRecord | undefined {
     return undefined
   }
   if (typeof parsed !== 'object' || parsed === null) return undefined
-  const r = parsed as Record<string, unknown>
-  if (r.v !== RECORD_VERSION) return undefined
+  const object = parsed as Record<string, unknown>
+  return object.v === RECORD_VERSION ? object : undefined
+}
+
+export function encodeRecord(record: SessionRecord): string {
+  return JSON.stringify(record)
+}
+
+/** The record, or `undefined` when the data is not one this version can read. */
+export function decodeRecord(data: string): SessionRecord | undefined {
+  const r = parseVersioned(data)
+  if (r === undefined) return undefined
   const aud = r.aud
   const audOk = isString(aud) || (Array.isArray(aud) && aud.every(isString))
   if (
@@ -72,7 +78,7 @@ export function decodeRecord(data: string): SessionRecord | undefined {
   ) {
     return undefined
   }
-  return parsed as SessionRecord
+  return r as unknown as SessionRecord
 }
 
 /**
@@ -97,17 +103,8 @@ export function encodeLogoutMark(iat: number): string {
 
 /** The `iat` of a logout mark, or `undefined` when the data is not one. */
 export function decodeLogoutMark(data: string): number | undefined {
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(data)
-  } catch {
-    return undefined
-  }
-  if (typeof parsed !== 'object' || parsed === null) return undefined
-  const m = parsed as Record<string, unknown>
-  return m.v === RECORD_VERSION && m.kind === 'logout-sub' && isFiniteNumber(m.iat)
-    ? m.iat
-    : undefined
+  const m = parseVersioned(data)
+  return m !== undefined && m.kind === 'logout-sub' && isFiniteNumber(m.iat) ? m.iat : undefined
 }
 
 /** Whether a session created at `createdAt` (ms) is ended by a logout mark issued at `iat` (s). */
