@@ -144,7 +144,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   }
 }
 
-/** A Redis URL fit for display: any password replaced. */
+/** A Redis URL fit for display: its password, if it has one, replaced. */
 export function redactUrl(url: string | undefined): string {
   if (url === undefined) return ''
   try {

@@ -9,7 +9,7 @@ import {
 } from '@ssokit/core'
 import { decodeJwt, SignJWT } from 'jose'
 
-import { APP, Browser, SECRET, startTestIdp, type TestIdp } from './support.js'
+import { APP, Browser, startTestIdp, type TestIdp, webAppOptions } from './support.js'
 
 let t: TestIdp
 let auth: SessionAuth
@@ -20,17 +20,11 @@ let rewriteIdToken: ((claims: Record<string, unknown>) => Promise<string>) | und
 let tokenEndpointDown = false
 
 function options(extra: Partial<SessionAuthOptions> = {}): SessionAuthOptions {
-  return {
-    issuer: t.issuer,
-    clientId: 'web-app',
-    clientSecret: 'web-app-secret',
-    publicUrl: APP,
-    secret: SECRET,
-    store,
+  return webAppOptions(t.issuer, store, {
     bearer: false,
     expert: { fetch: tappedFetch },
     ...extra,
-  }
+  })
 }
 
 async function tappedFetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {

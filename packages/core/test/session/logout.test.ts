@@ -11,7 +11,7 @@ import {
 } from '@ssokit/core'
 import { decodeJwt, SignJWT } from 'jose'
 
-import { APP, Browser, SECRET, sessionIdOf, startTestIdp, type TestIdp } from './support.js'
+import { APP, Browser, sessionIdOf, startTestIdp, type TestIdp, webAppOptions } from './support.js'
 
 const EVENT = 'http://schemas.openid.net/event/backchannel-logout'
 let t: TestIdp
@@ -19,16 +19,10 @@ let store: MemorySessionStore
 let auth: SessionAuth
 
 function options(extra: Partial<SessionAuthOptions> = {}): SessionAuthOptions {
-  return {
-    issuer: t.issuer,
-    clientId: 'web-app',
-    clientSecret: 'web-app-secret',
-    publicUrl: APP,
-    secret: SECRET,
-    store,
+  return webAppOptions(t.issuer, store, {
     bearer: false,
     ...extra,
-  }
+  })
 }
 
 async function loggedIn(on: SessionAuth = auth, user = 'alice'): Promise<Browser> {

@@ -14,7 +14,7 @@ import {
   type SessionStore,
 } from '@ssokit/core'
 
-import { APP, Browser, SECRET, startTestIdp, type TestIdp } from './support.js'
+import { APP, Browser, startTestIdp, type TestIdp, webAppOptions } from './support.js'
 
 let t: TestIdp
 let clock = Date.now()
@@ -34,17 +34,11 @@ async function tappedFetch(input: RequestInfo | URL, init?: RequestInit): Promis
 }
 
 function options(store: SessionStore, extra: Partial<SessionAuthOptions> = {}): SessionAuthOptions {
-  return {
-    issuer: t.issuer,
-    clientId: 'web-app',
-    clientSecret: 'web-app-secret',
-    publicUrl: APP,
-    secret: SECRET,
-    store,
+  return webAppOptions(t.issuer, store, {
     bearer: false,
     expert: { fetch: tappedFetch, now: () => clock },
     ...extra,
-  }
+  })
 }
 
 function calls(path: string, method = 'POST'): number {

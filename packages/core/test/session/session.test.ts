@@ -12,7 +12,15 @@ import {
 } from '@ssokit/core'
 import { decodeJwt } from 'jose'
 
-import { APP, Browser, SECRET, sessionIdOf, startTestIdp, type TestIdp } from './support.js'
+import {
+  APP,
+  Browser,
+  SECRET,
+  sessionIdOf,
+  startTestIdp,
+  type TestIdp,
+  webAppOptions,
+} from './support.js'
 
 let t: TestIdp
 let clock = Date.now()
@@ -39,16 +47,10 @@ function newStore(): MemorySessionStore {
 }
 
 function options(store: SessionStore, extra: Partial<SessionAuthOptions> = {}): SessionAuthOptions {
-  return {
-    issuer: t.issuer,
-    clientId: 'web-app',
-    clientSecret: 'web-app-secret',
-    publicUrl: APP,
-    secret: SECRET,
-    store,
+  return webAppOptions(t.issuer, store, {
     expert: { fetch: tappedFetch, now: () => clock },
     ...extra,
-  }
+  })
 }
 
 function refreshCalls(): number {

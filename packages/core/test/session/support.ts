@@ -3,7 +3,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { fromRequest, type SessionAuth } from '@ssokit/core'
+import {
+  fromRequest,
+  type SessionAuth,
+  type SessionAuthOptions,
+  type SessionStore,
+} from '@ssokit/core'
 import {
   CookieJar,
   DEFAULT_IDP_CONFIG,
@@ -17,6 +22,23 @@ import { importJWK, SignJWT } from 'jose'
 
 export const APP = 'https://app.example.org'
 export const SECRET = 'session-secret-for-tests-0123456789abcdef'
+
+/** Options for the `web-app` client the test idp registers, on `store`. */
+export function webAppOptions(
+  issuer: string,
+  store: SessionStore,
+  extra: Partial<SessionAuthOptions> = {},
+): SessionAuthOptions {
+  return {
+    issuer,
+    clientId: 'web-app',
+    clientSecret: 'web-app-secret',
+    publicUrl: APP,
+    secret: SECRET,
+    store,
+    ...extra,
+  }
+}
 
 export interface TestIdp {
   readonly idp: RunningIdp
