@@ -4,14 +4,9 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, describe, it } from 'node:test'
 import express, { type ErrorRequestHandler } from 'express'
-import {
-  createBearerAuthenticator,
-  SsoError,
-  type Authenticator,
-  type Identity,
-  type RouteProvider,
-} from '@ssokit/core'
+import { createBearerAuthenticator, type Identity } from '@ssokit/core'
 import { authRouter, requireAuth, requireRole } from '@ssokit/express'
+import { withTestRoutes } from '../../../test/support/routes.js'
 
 const bearer = createBearerAuthenticator({
   issuer: 'https://idp.example.org/realms/x',
@@ -87,19 +82,11 @@ describe('@ssokit/express', () => {
   })
 
   it('authRouter() serves session routes with the unparsed body and the original URL', async () => {
-    const withRoutes: Authenticator & RouteProvider = {
-      realm: bearer.realm,
-      authenticate: (request) => bearer.authenticate(request),
-      reject: (error, request) => bearer.reject(error, request),
-      prefix: '/auth',
-      async handle(request) {
-        const { pathname } = new URL(request.url)
-        if (pathname === '/auth/backchannel-logout')
-          return new Response(`${pathname} ${await request.text()}`)
-        if (pathname === '/auth/fail') throw new SsoError('login_failed', 'The login failed.')
-        return undefined
-      },
-    }
+    const withRoutes = withTestRoutes(bearer, async (request, pathname) =>
+      pathname === '/auth/backchannel-logout'
+        ? new Response(`${pathname} ${await request.text()}`)
+        : undefined,
+    )
     const app = express()
     app.use(authRouter(withRoutes))
     // A body parser mounted after the session routes never sees their bodies.

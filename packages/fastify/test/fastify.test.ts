@@ -1,13 +1,9 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import Fastify from 'fastify'
-import {
-  createBearerAuthenticator,
-  SsoError,
-  type Authenticator,
-  type RouteProvider,
-} from '@ssokit/core'
+import { createBearerAuthenticator } from '@ssokit/core'
 import { requireAuth, requireRole, ssokit } from '@ssokit/fastify'
+import { withTestRoutes } from '../../../test/support/routes.js'
 
 const bearer = createBearerAuthenticator({
   issuer: 'https://idp.example.org/realms/x',
@@ -108,25 +104,16 @@ describe('@ssokit/fastify', () => {
   })
 
   it('serves session routes with unparsed bodies, and 404 for paths they do not serve', async () => {
-    const withRoutes: Authenticator & RouteProvider = {
-      realm: bearer.realm,
-      authenticate: (request) => bearer.authenticate(request),
-      reject: (error, request) => bearer.reject(error, request),
-      prefix: '/auth',
-      async handle(request) {
-        const { pathname } = new URL(request.url)
-        if (pathname === '/auth/backchannel-logout') {
-          return new Response(`${request.url} ${await request.text()}`, {
+    const withRoutes = withTestRoutes(bearer, async (request, pathname) =>
+      pathname === '/auth/backchannel-logout'
+        ? new Response(`${request.url} ${await request.text()}`, {
             headers: [
               ['set-cookie', 's=1'],
               ['set-cookie', 't=2'],
             ],
           })
-        }
-        if (pathname === '/auth/fail') throw new SsoError('login_failed', 'The login failed.')
-        return undefined
-      },
-    }
+        : undefined,
+    )
     const app = Fastify()
     await app.register(ssokit, { auth: withRoutes })
     app.post('/json', (request) => request.body)

@@ -2,14 +2,9 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { Hono } from 'hono'
 import { HTTPException } from 'hono/http-exception'
-import {
-  createBearerAuthenticator,
-  isSsoError,
-  SsoError,
-  type Authenticator,
-  type RouteProvider,
-} from '@ssokit/core'
+import { createBearerAuthenticator, isSsoError } from '@ssokit/core'
 import { authRoutes, requireAuth, requireRole } from '@ssokit/hono'
+import { withTestRoutes } from '../../../test/support/routes.js'
 
 const bearer = createBearerAuthenticator({
   issuer: 'https://idp.example.org/realms/x',
@@ -68,19 +63,11 @@ describe('@ssokit/hono', () => {
   })
 
   it('authRoutes() serves the session routes and lets other requests through', async () => {
-    const withRoutes: Authenticator & RouteProvider = {
-      realm: bearer.realm,
-      authenticate: (request) => bearer.authenticate(request),
-      reject: (error, request) => bearer.reject(error, request),
-      prefix: '/auth',
-      async handle(request) {
-        const { pathname } = new URL(request.url)
-        if (pathname === '/auth/callback')
-          return new Response(`${request.method} ${await request.text()}`)
-        if (pathname === '/auth/fail') throw new SsoError('login_failed', 'The login failed.')
-        return undefined
-      },
-    }
+    const withRoutes = withTestRoutes(bearer, async (request, pathname) =>
+      pathname === '/auth/callback'
+        ? new Response(`${request.method} ${await request.text()}`)
+        : undefined,
+    )
     const app = new Hono()
     app.use(authRoutes(withRoutes))
     app.get('/auth/other', (c) => c.text('app route'))

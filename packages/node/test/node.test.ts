@@ -9,13 +9,9 @@ import {
 } from 'node:http'
 import { connect, type AddressInfo } from 'node:net'
 import { after, describe, it } from 'node:test'
-import {
-  createBearerAuthenticator,
-  SsoError,
-  type Authenticator,
-  type RouteProvider,
-} from '@ssokit/core'
+import { createBearerAuthenticator, SsoError, type Authenticator } from '@ssokit/core'
 import { sendParts, sendWebResponse, toRequestLike, toWebRequest, withAuth } from '@ssokit/node'
+import { withTestRoutes } from '../../../test/support/routes.js'
 
 const servers: Server[] = []
 after(async () => {
@@ -221,25 +217,16 @@ describe('withAuth', () => {
 
   it('hands requests under the prefix to the session routes, streaming their bodies', async () => {
     let calls = 0
-    const withRoutes: Authenticator & RouteProvider = {
-      realm: bearer.realm,
-      authenticate: (request) => bearer.authenticate(request),
-      reject: (error, request) => bearer.reject(error, request),
-      prefix: '/auth',
-      async handle(request) {
-        const { pathname } = new URL(request.url)
-        if (pathname === '/auth/echo') {
-          return new Response(`${request.method} ${request.url} ${await request.text()}`, {
+    const withRoutes = withTestRoutes(bearer, async (request, pathname) =>
+      pathname === '/auth/echo'
+        ? new Response(`${request.method} ${request.url} ${await request.text()}`, {
             headers: [
               ['set-cookie', 's=1'],
               ['set-cookie', 't=2'],
             ],
           })
-        }
-        if (pathname === '/auth/fail') throw new SsoError('login_failed', 'The login failed.')
-        return undefined
-      },
-    }
+        : undefined,
+    )
     const url = await serve(
       withAuth(() => void (calls += 1), { auth: withRoutes, publicUrl: 'https://app.example.org' }),
     )
