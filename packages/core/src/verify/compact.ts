@@ -1,7 +1,10 @@
 /**
  * The minimal compact-JWS reading the fast path needs. Every rule mirrors what `jose.jwtVerify`
- * accepts and rejects (segment count, base64url alphabet, strict UTF-8, top-level JSON objects,
- * `crit`, `b64`), and the differential test holds the two to the same answers.
+ * accepts and rejects (segment count, strict UTF-8, top-level JSON objects, `crit`, `b64`), with
+ * one deliberate difference: each segment must be canonical unpadded base64url (RFC 7515 §2,
+ * catalogue A22), where jose's `atob` also takes padding, whitespace and set unused low bits. So a
+ * token has exactly one spelling, and a cache or replay check keyed by it cannot be sidestepped.
+ * The differential test holds the two to the same answers on canonical input.
  */
 
 const URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
@@ -37,7 +40,7 @@ function isAscii(text: string): boolean {
 }
 
 /**
- * Decodes strict base64url (the alphabet only, no padding) from the ASCII bytes at `from..to`,
+ * Decodes canonical base64url (the alphabet only, no padding, unused bits zero) from the ASCII bytes at `from..to`,
  * in place: the decoded bytes start at `from`, behind the bytes still to be read. Returns their
  * number, or -1 for any other input. For strict input this is exactly what `atob` decodes to.
  */
@@ -66,6 +69,8 @@ function decodeInPlace(bytes: Uint8Array, from: number, to: number): number {
     const b = table[bytes[full + 1] as number] as number
     const c = rest === 3 ? (table[bytes[full + 2] as number] as number) : 0
     bad |= a | b | c
+    // The unused low bits of the last character must be zero: one spelling per byte string.
+    if ((rest === 2 ? b & 0x0f : c & 0x03) !== 0) bad = -1
     const n = (a << 18) | (b << 12) | (c << 6)
     bytes[o++] = n >> 16
     if (rest === 3) bytes[o++] = n >> 8
@@ -73,12 +78,26 @@ function decodeInPlace(bytes: Uint8Array, from: number, to: number): number {
   return bad < 0 ? -1 : o - from
 }
 
+/** Whether a segment is canonical unpadded base64url: the alphabet only, unused bits zero. */
+export function isCanonicalSegment(segment: string): boolean {
+  const length = segment.length
+  const rest = length & 3
+  if (rest === 1) return false
+  for (let i = 0; i < length; i++) {
+    const code = segment.charCodeAt(i)
+    if (code > 127 || DECODE[code] === -1) return false
+  }
+  if (rest === 0) return true
+  const last = DECODE[segment.charCodeAt(length - 1)] as number
+  return (rest === 2 ? last & 0x0f : last & 0x03) === 0
+}
+
 /**
- * jose's base64url decoding (on Node 20): no `+` or `/`, the alphabet swapped, then `atob`, which
- * also takes padding and ASCII whitespace. The bytes as a Latin-1 string, or `undefined`.
+ * A canonical base64url segment's bytes as a Latin-1 string (through `atob`, as jose decodes it),
+ * or `undefined` for anything else.
  */
 function decodeBinary(segment: string): string | undefined {
-  if (segment.includes('+') || segment.includes('/')) return undefined
+  if (!isCanonicalSegment(segment)) return undefined
   try {
     return atob(segment.replace(/-/g, '+').replace(/_/g, '/'))
   } catch {
@@ -228,12 +247,8 @@ export function parseCompact(
   } else {
     inputLength = encoder.encodeInto(token.slice(0, second), buffer).written
   }
-  if (signature === undefined) {
-    // Padding, whitespace or a stray character: jose's own route decides.
-    const binary = decodeBinary(token.slice(second + 1))
-    if (binary === undefined) return 'bad_signature_encoding'
-    signature = latin1Bytes(binary)
-  }
+  // Padding, whitespace, a stray character or set unused bits: not one of a token's spellings.
+  if (signature === undefined) return 'bad_signature_encoding'
   return {
     header,
     alg,

@@ -90,10 +90,14 @@ function refuse(message: string, reason: string): SsoError {
 /**
  * The provider's signing keys, cached by `kid`.
  *
- * - An unknown `kid` triggers at most one fetch per cooldown, shared by every concurrent caller.
+ * - One fetch at a time, shared by every concurrent caller; the cooldown (or, after a failure, the
+ *   back-off) is counted from the end of an attempt, so a provider that hangs until the timeout
+ *   is not asked again at once.
+ * - An unknown `kid` triggers at most one fetch per cooldown.
  * - A failed or empty refresh never replaces a good set; unusable keys are skipped one by one.
- * - The set is refreshed when older than `maxAgeMs`; while the provider is unreachable the old keys
- *   keep working for up to `staleIfErrorMs`.
+ * - Stale-while-revalidate: a set older than `maxAgeMs` keeps answering while a refresh runs in
+ *   the background, so a request the current keys can answer never waits for the network. While
+ *   the provider is unreachable the old keys keep working for up to `staleIfErrorMs`.
  * - With no matching key and no way to fetch one, callers get `provider_unavailable` (503).
  */
 export class JwksCache {
@@ -120,21 +124,35 @@ export class JwksCache {
     return this.#current.has(key)
   }
 
+  /** Whether the keys at hand cannot answer: callers must wait for `ensureFresh` first. */
   get stale(): boolean {
     return this.staleAt(this.#options.now())
   }
 
-  /** `stale` at a time the caller has already read from the clock. */
+  /**
+   * `stale` at a time the caller has already read from the clock. A set past its maximum age but
+   * within the stale-if-error bound still answers (not stale); it starts a background refresh.
+   */
   staleAt(now: number): boolean {
-    return this.#keys === undefined || now - this.#loadedAt > this.#options.maxAgeMs
+    if (this.#keys === undefined || now - this.#loadedAt > this.#options.staleIfErrorMs) return true
+    if (now - this.#loadedAt > this.#options.maxAgeMs) this.#revalidate()
+    return false
   }
 
-  /** Loads the set when missing or older than the maximum age. Throws only when no key is usable. */
+  /** Starts a refresh nobody waits for; its failure is reported by `#load` and changes nothing. */
+  #revalidate(): void {
+    void this.#refresh()
+  }
+
+  /**
+   * Loads the set when missing or older than the maximum age, waiting for it (for readiness and
+   * for requests the keys at hand cannot answer). Throws only when no key is usable.
+   */
   async ensureFresh(): Promise<void> {
-    if (!this.stale) return
+    const { now, maxAgeMs } = this.#options
+    if (this.#keys !== undefined && now() - this.#loadedAt <= maxAgeMs) return
     await this.#refresh()
-    const now = this.#options.now()
-    if (this.#keys !== undefined && now - this.#loadedAt > this.#options.staleIfErrorMs) {
+    if (this.#keys !== undefined && now() - this.#loadedAt > this.#options.staleIfErrorMs) {
       this.#commit(undefined)
     }
     if (this.#keys === undefined) throw this.#unavailable()
@@ -157,7 +175,7 @@ export class JwksCache {
         throw refuse('The token key id is not a string.', 'kid_invalid')
       kid = header.kid
     }
-    await this.ensureFresh()
+    if (this.stale) await this.ensureFresh()
     let found = this.#match(kid, entry)
     if (found === 'none' && (kid === undefined || !this.#known(kid))) {
       await this.#refresh()
@@ -205,12 +223,11 @@ export class JwksCache {
 
   async #load(): Promise<void> {
     const { now, cooldownMs, events } = this.#options
-    const started = now()
-    this.#nextAttemptAt = started + cooldownMs
     try {
       const uri = this.#jwksUri ?? (await this.#discover())
       const keys = await this.#fetchKeys(uri)
       this.#commit(keys)
+      this.#nextAttemptAt = now() + cooldownMs
       this.#failures = 0
       this.#lastFailed = false
       events.emit({
@@ -224,7 +241,8 @@ export class JwksCache {
       this.#lastFailed = true
       // Back off quickly at first so a provider that comes back is noticed, never faster than 1 s.
       const backoff = Math.min(cooldownMs, 1000 * 2 ** Math.min(this.#failures - 1, 16))
-      this.#nextAttemptAt = started + backoff * (0.75 + Math.random() * 0.25)
+      // From the end of the attempt: one that hung until the timeout must not be retried at once.
+      this.#nextAttemptAt = now() + backoff * (0.75 + Math.random() * 0.25)
       const reason = error instanceof FetchFailure ? error.reason : 'network'
       events.warnOnce(`jwks:${reason}`, {
         type: reason.startsWith('discovery') ? 'discovery_failed' : 'jwks_refresh_failed',

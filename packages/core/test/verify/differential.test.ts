@@ -1,7 +1,9 @@
 /**
  * The fast path (own compact-JWS reading + node:crypto) against `jose.jwtVerify` with the same
  * options: over the security cases' token shapes and a generated corpus of mutated tokens, the two
- * must accept and refuse exactly the same tokens.
+ * must accept and refuse exactly the same tokens. One rule is ssokit's own (A22, H11): every
+ * segment must be canonical unpadded base64url, which jose's decoding does not insist on, so the
+ * reference applies that rule, written independently here, before asking jose.
  */
 import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
@@ -51,8 +53,21 @@ const policy: ClaimsPolicy = {
   acceptAnyTokenType: false,
 }
 
-/** jose with equivalent options, then the access-token rules jose has no option for. */
-async function reference(token: string): Promise<boolean> {
+/** Canonical unpadded base64url: what Node's own encoder writes for the bytes it decodes to. */
+function canonical(token: string): boolean {
+  const parts = token.split('.')
+  return (
+    parts.length === 3 &&
+    parts.every(
+      (part) =>
+        /^[A-Za-z0-9_-]*$/.test(part) &&
+        Buffer.from(part, 'base64url').toString('base64url') === part,
+    )
+  )
+}
+
+/** Whether jose alone accepts a token, with options equivalent to the fast path's. */
+async function joseAccepts(token: string): Promise<boolean> {
   try {
     const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(jwks), {
       issuer: ISSUER,
@@ -69,6 +84,11 @@ async function reference(token: string): Promise<boolean> {
   } catch {
     return false
   }
+}
+
+/** jose with equivalent options, the access-token rules jose has no option for, and A22. */
+async function reference(token: string): Promise<boolean> {
+  return canonical(token) && (await joseAccepts(token))
 }
 
 /** A small deterministic generator, so a failure can be replayed. */
@@ -396,6 +416,45 @@ describe('fast path agrees with jose.jwtVerify', () => {
   })
 })
 
+describe('one spelling per token (A22)', () => {
+  /** The last character with one of its unused low bits set: the same bytes, another string. */
+  const lowBits = (segment: string) => {
+    const i = ALPHABET.indexOf(segment.at(-1)!)
+    return segment.slice(0, -1) + ALPHABET[i ^ (segment.length % 4 === 2 ? 0x08 : 0x01)]!
+  }
+
+  test('H11 a valid token with == appended or a changed-low-bits signature is refused, though jose takes it', async () => {
+    // A signature whose length leaves unused bits (RSA-2048: 342 characters, 2 unused bits).
+    const good = signCompact(header(), claims({ jti: 'h11' }), rsa)
+    const [h, p, s] = good.split('.') as [string, string, string]
+    assert.equal(s.length % 4, 2)
+    const pad = (segment: string) => segment + '='.repeat((4 - (segment.length % 4)) % 4)
+    const spellings = [`${good}==`, `${h}.${p}.${lowBits(s)}`]
+    // The same signature bytes under both spellings.
+    for (const token of spellings) {
+      const signature = Buffer.from(token.split('.')[2]!.replace(/=+$/, ''), 'base64url')
+      assert.ok(signature.equals(Buffer.from(s, 'base64url')))
+    }
+    // Padded header or payload segments, signed as they stand (the signature covers the text).
+    const paddedHeader = pad(b64u(JSON.stringify({ ...header(), x: 1 })))
+    const paddedClaims = pad(b64u(JSON.stringify(claims({ jti: 'h11-p', x: 12 }))))
+    if (!paddedHeader.endsWith('=')) throw new Error('pick a header that needs padding')
+    if (!paddedClaims.endsWith('=')) throw new Error('pick claims that need padding')
+    spellings.push(
+      signCompact(paddedHeader, claims(), rsa),
+      signCompact(header(), paddedClaims, rsa),
+    )
+    const { verifier } = testVerifier(server, { algorithms, cacheSize: 10_000 })
+    assert.equal(await outcome(verifier.verify(good)), 'ok')
+    for (const token of spellings) {
+      assert.equal(await joseAccepts(token), true, `jose takes ${token.slice(-8)}`)
+      assert.equal(await outcome(verifier.verify(token)), 'token_invalid', token.slice(-8))
+    }
+    // The corpus comparison holds the fast path to the reference on them too.
+    await compare([good, ...spellings], 0)
+  })
+})
+
 describe('fast decoding and the header memo', () => {
   /** Re-encodes a segment's characters one by one: a base64url character for a look-alike. */
   const swap = (segment: string, from: string, to: string) => segment.split(from).join(to)
@@ -471,11 +530,14 @@ describe('fast decoding and the header memo', () => {
       // The key is withdrawn; once the set is re-read, the same header finds no key.
       own.setKeys(rsa2)
       clock.advance(601)
+      // The set is re-read in the background once past its maximum age; wait for it.
+      await verifier.ready()
       assert.equal(await outcome(verifier.verify(second)), 'token_invalid')
       assert.equal(await outcome(verifier.verify(first)), 'token_invalid')
       // Published again: accepted again.
       own.setKeys(rsa)
       clock.advance(601)
+      await verifier.ready()
       assert.equal(await outcome(verifier.verify(second)), 'ok')
     } finally {
       await own.close()

@@ -246,12 +246,53 @@ describe('signing keys (A, O)', () => {
       'within the maximum age the cached set is used',
     )
     clock.advance(5 * 60 + 1)
+    // Past the maximum age the set is re-read in the background (H02); once it is in, the
+    // withdrawn key and its cached verifications are gone.
+    await verifier.ready()
     assert.equal(
       await outcome(verifier.verify(t)),
       'token_invalid',
       'the cached verification is dropped too',
     )
     assert.equal(await outcome(verifier.verify(token({ exp: NOW + 3600 }, {}, k2))), 'ok')
+  })
+
+  test('H02 a JWKS endpoint that accepts and never answers delays no request the keys can answer', async () => {
+    const server = await jwksServer(k1)
+    const { verifier, clock } = testVerifier(server, { jwks: { timeout: 1 } })
+    const cached = token({ exp: NOW + 7200 })
+    assert.equal(await outcome(verifier.verify(cached)), 'ok')
+    assert.equal(server.requests, 1)
+    // From now on the endpoint takes connections and never answers.
+    server.gate = new Promise<void>(() => undefined)
+    clock.advance(11 * 60)
+    const waited = (ms: number) =>
+      new Promise<string>((resolve) => {
+        setTimeout(() => {
+          resolve('waited')
+        }, ms).unref()
+      })
+    // Stale-while-revalidate: valid tokens, cached or new, are answered from the keys at hand
+    // while one refresh runs in the background (the fetch timeout is 1 s).
+    const fresh = token({ jti: 'new', iat: NOW + 600, exp: NOW + 7200 })
+    assert.equal(await Promise.race([outcome(verifier.verify(cached)), waited(500)]), 'ok')
+    assert.equal(await Promise.race([outcome(verifier.verify(fresh)), waited(500)]), 'ok')
+    // Unknown kids join the fetch in flight instead of starting their own.
+    const unknown = Array.from({ length: 20 }, (_, i) =>
+      outcome(verifier.verify(token({ jti: `u${i}`, iat: NOW + 600, exp: NOW + 7200 }, {}, k2))),
+    )
+    // The attempt hangs for a minute of the (fake) clock: longer than cooldown and back-off.
+    clock.advance(60)
+    assert.deepEqual(new Set(await Promise.all(unknown)), new Set(['provider_unavailable']))
+    assert.equal(server.requests, 2, 'one fetch in flight at a time')
+    // Back-off counts from the end of the attempt, so the next unknown kid does not refetch.
+    const late = token({ jti: 'late', iat: NOW + 660, exp: NOW + 7200 }, {}, k2)
+    assert.equal(
+      await Promise.race([outcome(verifier.verify(late)), waited(500)]),
+      'provider_unavailable',
+    )
+    assert.equal(server.requests, 2)
+    assert.equal(await outcome(verifier.verify(cached)), 'ok')
   })
 
   test('O12 clock skew on the verifying host', async () => {
