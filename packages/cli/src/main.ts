@@ -2,8 +2,28 @@
  * The `ssokit` binary. The only place that prints errors and sets the exit status; commands
  * throw and return.
  */
+import { readFileSync } from 'node:fs'
 import { COMMANDS } from './commands.js'
 import { UsageError } from './errors.js'
+
+// A reader that went away (`ssokit idp | head -1`) is an ordinary way to stop, not a crash.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    process.exit(error.code === 'EPIPE' ? 0 : 1)
+  })
+}
+
+/** The version of this package; package.json sits one folder above both src/ and dist/. */
+function version(): string {
+  const manifest: unknown = JSON.parse(
+    readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
+  )
+  const value =
+    typeof manifest === 'object' && manifest !== null && 'version' in manifest
+      ? manifest.version
+      : undefined
+  return typeof value === 'string' ? value : 'unknown'
+}
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length))
@@ -16,7 +36,8 @@ function usage(): string {
     'Commands:',
     ...lines,
     '',
-    'Run `ssokit <command> --help` for the options of a command.',
+    'Run `ssokit <command> --help` for the options of a command,',
+    '`ssokit --version` for the version.',
   ].join('\n')
 }
 
@@ -34,9 +55,18 @@ function stopSignal(): Promise<string> {
 
 async function main(argv: readonly string[]): Promise<number> {
   const [name, ...args] = argv
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (name === undefined) {
+    // Not asked for: the usage goes with the errors, so `ssokit | less` shows nothing odd.
+    console.error(usage())
+    return 2
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
     console.log(usage())
-    return name === undefined ? 2 : 0
+    return 0
+  }
+  if (name === '--version' || name === '-v' || name === 'version') {
+    console.log(version())
+    return 0
   }
   const entry = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined
   if (!entry) throw new UsageError(`unknown command "${name}"`)

@@ -38,11 +38,11 @@ function finished(child: ChildProcess): Promise<Finished> {
   )
 }
 
-async function occupiedPort(): Promise<{ server: Server; port: number }> {
+async function occupiedPort(host = '127.0.0.1'): Promise<{ server: Server; port: number }> {
   const server = createServer()
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(0, '127.0.0.1', resolve)
+    server.listen(0, host, resolve)
   })
   const address = server.address()
   if (address === null || typeof address === 'string') throw new Error('no port')
@@ -112,6 +112,26 @@ describe('ssokit demo (command line)', () => {
     } finally {
       server.close()
     }
+  })
+
+  it('refuses a port taken on ::1 only, where a browser may send localhost', async () => {
+    const { server, port } = await occupiedPort('::1')
+    try {
+      const app = await finished(start(['--idp-port', '0', '--app-port', String(port)]))
+      assert.equal(app.code, 1)
+      assert.match(app.stderr, new RegExp(`port ${port} is already in use.*--app-port`))
+    } finally {
+      server.close()
+    }
+  })
+
+  it('names two equal ports as such', async () => {
+    const result = await finished(start(['--idp-port', '4123', '--app-port', '4123']))
+    assert.equal(result.code, 2)
+    assert.match(
+      result.stderr,
+      /^ssokit: --idp-port and --app-port are both 4123; the identity provider and the application need different ports\n/,
+    )
   })
 
   it('exits 2 on a bad option', async () => {

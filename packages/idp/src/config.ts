@@ -405,26 +405,45 @@ export async function loadIdpConfigFile(file: string): Promise<ResolvedIdpConfig
   try {
     text = await readFile(file, 'utf8')
   } catch (cause) {
-    throw new IdpConfigError(file, '', 'cannot be read', { cause })
+    throw new IdpConfigError(file, '', `cannot be read: ${readFailure(cause)}`, { cause })
   }
+  const json = /\.json$/i.test(file)
   let data: unknown
   try {
-    data = /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text)
+    data = json ? JSON.parse(text) : parseYaml(text)
   } catch (cause) {
-    const detail = cause instanceof Error ? cause.message.split('\n')[0] : ''
-    throw new IdpConfigError(
-      file,
-      '',
-      `is not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${detail}`,
-      {
-        cause,
-      },
-    )
+    // The YAML parser's message ends with an excerpt pointing at the line: keep it.
+    const detail = cause instanceof Error ? cause.message.trimEnd() : String(cause)
+    throw new IdpConfigError(file, '', `is not valid ${json ? 'JSON' : 'YAML'}: ${detail}`, {
+      cause,
+    })
   }
-  const config = resolveIdpConfig(data ?? {}, file)
+  if (data === null || data === undefined || (typeof data === 'string' && data.trim() === '')) {
+    throw new IdpConfigError(file, '', 'is empty; a realm needs at least one user or client')
+  }
+  const config = resolveIdpConfig(data, file)
+  if (config.users.length === 0 && config.clients.length === 0) {
+    throw new IdpConfigError(file, '', 'has no users and no clients, so nobody could sign in')
+  }
   return config.keys === undefined
     ? config
     : { ...config, keys: resolve(dirname(file), config.keys) }
+}
+
+function readFailure(error: unknown): string {
+  const code =
+    typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file'
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied'
+    case 'EISDIR':
+      return 'it is a folder, not a file'
+    default:
+      return error instanceof Error ? error.message : String(error)
+  }
 }
 
 // ---------------------------------------------------------------- redirect URI patterns

@@ -141,7 +141,7 @@ async function resolveConfig(options: IdpOptions): Promise<ResolvedIdpConfig> {
       : resolveIdpConfig(options.config ?? DEFAULT_IDP_CONFIG, 'config')
   return {
     ...base,
-    ...(options.realm === undefined ? {} : resolveIdpConfig({ realm: options.realm }, 'realm')),
+    ...(options.realm === undefined ? {} : resolveIdpConfig({ realm: options.realm }, 'options')),
     ...(options.accessTokenTtl === undefined
       ? {}
       : {

@@ -1,5 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto'
-import { chmod, readFile, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { calculateJwkThumbprint, type JWK } from 'jose'
 
 /** An RSA private signing key as a JWK, with the fields oidc-provider needs. */
@@ -77,6 +78,8 @@ export async function loadOrCreateKeys(file: string): Promise<SigningJwk[]> {
 
 /** Writes the private JWKS file readable by its owner only. */
 export async function saveKeys(file: string, keys: readonly SigningJwk[]): Promise<void> {
+  // A missing folder is created private too; an existing one is left as its owner set it.
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 })
   await writeFile(file, `${JSON.stringify({ keys }, null, 2)}\n`, { mode: 0o600 })
   // `mode` applies only when the file is created; an existing file is tightened too.
   await chmod(file, 0o600)

@@ -1,6 +1,7 @@
-import { parseArgs } from 'node:util'
 import { DEFAULT_IDP_CONFIG, resolveIdpConfig } from '@ssokit/idp'
 import { UsageError, type Command } from '../errors.js'
+import { parseOptions, pathOption, portOption, urlOption } from '../options.js'
+import { writePidFile } from '../pid-file.js'
 import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, redactUrl, startDemo } from '../demo/index.js'
 
 const help = `Usage: ssokit demo [options]
@@ -12,16 +13,17 @@ Options:
   --idp-port <number>   Port of the identity provider, 0 for any free port (default 4000)
   --app-port <number>   Port of the application, 0 for any free port (default 3000)
   --redis <url>         Keep sessions in Redis, e.g. redis://127.0.0.1:6379 (default: in memory)
+  --pid-file <file>     Write the process id here while running (to stop it later with
+                        kill "$(cat <file>)")
   -h, --help            Show this help
 
-Stop with Ctrl-C.`
+Stop with Ctrl-C or SIGTERM.`
 
-function port(value: string | undefined, flag: string, fallback: number): number {
-  if (value === undefined) return fallback
-  if (!/^\d+$/.test(value) || Number(value) > 65535) {
-    throw new UsageError(`${flag} must be a port number from 0 to 65535`, 'demo')
-  }
-  return Number(value)
+const OPTIONS = {
+  'idp-port': portOption(),
+  'app-port': portOption(),
+  redis: urlOption(['redis:', 'rediss:'], 'redis://127.0.0.1:6379'),
+  'pid-file': pathOption(),
 }
 
 /** The built-in realm's users, as the provider will see them, for the banner. */
@@ -38,57 +40,53 @@ function demoUsers(): string[] {
 export const command: Command = {
   help,
   async run(args, { out, stopped }) {
-    let values
-    try {
-      ;({ values } = parseArgs({
-        args: [...args],
-        strict: true,
-        allowPositionals: false,
-        options: {
-          'idp-port': { type: 'string' },
-          'app-port': { type: 'string' },
-          redis: { type: 'string' },
-        },
-      }))
-    } catch (error) {
-      throw new UsageError(error instanceof Error ? error.message : String(error), 'demo')
-    }
-    const idpPort = port(values['idp-port'], '--idp-port', 4000)
-    const appPort = port(values['app-port'], '--app-port', 3000)
+    const values = parseOptions('demo', args, OPTIONS)
+    const idpPort = values['idp-port'] ?? 4000
+    const appPort = values['app-port'] ?? 3000
     const redis = values.redis
-    if (redis === '')
-      throw new UsageError('--redis needs a URL such as redis://127.0.0.1:6379', 'demo')
+    if (idpPort === appPort && idpPort !== 0) {
+      throw new UsageError(
+        `--idp-port and --app-port are both ${idpPort}; the identity provider and the application need different ports`,
+        'demo',
+      )
+    }
 
-    const demo = await startDemo({
-      idpPort,
-      appPort,
-      log: out,
-      ...(redis === undefined ? {} : { redis }),
-    })
-    const { app, idp } = demo
-    const tokenUrl = `${idp.issuer}/protocol/openid-connect/token`
-    const lines = [
-      'ssokit demo is running.',
-      '',
-      `  Application        ${app.url}`,
-      `  Identity provider  ${idp.issuer}`,
-      `  Sessions           ${redis === undefined ? 'in memory (lost when the demo stops)' : `Redis at ${redactUrl(redis)}`}`,
-      '',
-      `Open ${app.url} and log in as:`,
-      ...demoUsers(),
-      `  (${app.url}/admin needs the admin role)`,
-      '',
-      `Call the API with a token (client credentials of ${DEMO_CLIENT_ID}):`,
-      `  TOKEN=$(curl -s -u ${DEMO_CLIENT_ID}:${DEMO_CLIENT_SECRET} -d grant_type=client_credentials ${tokenUrl} | node -p 'JSON.parse(require("fs").readFileSync(0)).access_token')`,
-      `  curl -H "Authorization: Bearer $TOKEN" ${app.url}/api/whoami`,
-      '',
-      'The session secret and passwords are public demo values: never deploy this.',
-      'Press Ctrl-C to stop.',
-    ]
-    for (const line of lines) out(line)
-    const signal = await stopped
-    out(`Received ${signal}, stopping.`)
-    await demo.close()
-    return 0
+    const removePidFile =
+      values['pid-file'] === undefined ? undefined : await writePidFile(values['pid-file'])
+    try {
+      const demo = await startDemo({
+        idpPort,
+        appPort,
+        log: out,
+        ...(redis === undefined ? {} : { redis }),
+      })
+      const { app, idp } = demo
+      const tokenUrl = `${idp.issuer}/protocol/openid-connect/token`
+      const lines = [
+        'ssokit demo is running.',
+        '',
+        `  Application        ${app.url}`,
+        `  Identity provider  ${idp.issuer}`,
+        `  Sessions           ${redis === undefined ? 'in memory (lost when the demo stops)' : `Redis at ${redactUrl(redis)}`}`,
+        '',
+        `Open ${app.url} and log in as:`,
+        ...demoUsers(),
+        `  (${app.url}/admin needs the admin role)`,
+        '',
+        `Call the API with a token (client credentials of ${DEMO_CLIENT_ID}):`,
+        `  TOKEN=$(curl -s -u ${DEMO_CLIENT_ID}:${DEMO_CLIENT_SECRET} -d grant_type=client_credentials ${tokenUrl} | node -p 'JSON.parse(require("fs").readFileSync(0)).access_token')`,
+        `  curl -H "Authorization: Bearer $TOKEN" ${app.url}/api/whoami`,
+        '',
+        'The session secret and passwords are public demo values: never deploy this.',
+        'Press Ctrl-C to stop.',
+      ]
+      for (const line of lines) out(line)
+      const signal = await stopped
+      out(`Received ${signal}, stopping.`)
+      await demo.close()
+      return 0
+    } finally {
+      await removePidFile?.()
+    }
   },
 }

@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util'
 import {
   DEFAULT_IDP_CONFIG,
   loadIdpConfigFile,
@@ -6,9 +5,21 @@ import {
   rotateKeysFile,
   startIdp,
   type ResolvedIdpConfig,
-  type TokenStyle,
+  type RunningIdp,
 } from '@ssokit/idp'
 import { UsageError, type Command } from '../errors.js'
+import { listenFailure } from '../listen.js'
+import {
+  choiceOption,
+  flagOption,
+  hostOption,
+  integerOption,
+  nameOption,
+  parseOptions,
+  pathOption,
+  portOption,
+} from '../options.js'
+import { writePidFile } from '../pid-file.js'
 
 const help = `Usage: ssokit idp [options]
 
@@ -20,24 +31,28 @@ Options:
   --port <number>             Port, 0 for any free port (default 4000)
   --realm <name>              Realm name (default: the config's, else "dev")
   --config <file>             Users and clients, YAML or JSON (default: built-in demo realm)
-  --keys <file>               Keep signing keys in this private JWKS file (created 0600)
+  --keys <file>               Keep signing keys in this private JWKS file (created 0600,
+                              its folder 0700)
   --rotate-keys               Put a new signing key in front of --keys before starting;
                               older keys stay published so their tokens still verify
   --access-token-ttl <secs>   Access and ID token lifetime
   --token-style <style>       keycloak (typ JWT / "Bearer", default) or rfc9068 (at+jwt)
+  --pid-file <file>           Write the process id here while running (to stop it later
+                              with kill "$(cat <file>)")
   -h, --help                  Show this help
 
-Stop with Ctrl-C.`
+Stop with Ctrl-C or SIGTERM.`
 
-function integer(value: string | undefined, flag: string, min: number): number | undefined {
-  if (value === undefined) return undefined
-  if (!/^\d+$/.test(value) || Number(value) < min) {
-    throw new UsageError(
-      `${flag} must be a whole number${min > 0 ? ` of at least ${min}` : ''}`,
-      'idp',
-    )
-  }
-  return Number(value)
+const OPTIONS = {
+  host: hostOption(),
+  port: portOption(),
+  realm: nameOption(),
+  config: pathOption(),
+  keys: pathOption(),
+  'rotate-keys': flagOption(),
+  'access-token-ttl': integerOption(1),
+  'token-style': choiceOption(['keycloak', 'rfc9068']),
+  'pid-file': pathOption(),
 }
 
 function describeRealm(config: ResolvedIdpConfig): string[] {
@@ -61,78 +76,69 @@ function describeRealm(config: ResolvedIdpConfig): string[] {
 export const command: Command = {
   help,
   async run(args, { out, stopped }) {
-    let values
+    const values = parseOptions('idp', args, OPTIONS)
+    const port = values.port ?? 4000
+    const removePidFile =
+      values['pid-file'] === undefined ? undefined : await writePidFile(values['pid-file'])
     try {
-      ;({ values } = parseArgs({
-        args: [...args],
-        strict: true,
-        allowPositionals: false,
-        options: {
-          host: { type: 'string' },
-          port: { type: 'string' },
-          realm: { type: 'string' },
-          config: { type: 'string' },
-          keys: { type: 'string' },
-          'rotate-keys': { type: 'boolean' },
-          'access-token-ttl': { type: 'string' },
-          'token-style': { type: 'string' },
-        },
-      }))
-    } catch (error) {
-      throw new UsageError(error instanceof Error ? error.message : String(error), 'idp')
-    }
-    const style = values['token-style'] ?? 'keycloak'
-    if (style !== 'keycloak' && style !== 'rfc9068') {
-      throw new UsageError('--token-style must be keycloak or rfc9068', 'idp')
-    }
-    const port = integer(values.port, '--port', 0) ?? 4000
-    if (port > 65535) throw new UsageError('--port must be at most 65535', 'idp')
-    const accessTokenTtl = integer(values['access-token-ttl'], '--access-token-ttl', 1)
-    if (values['rotate-keys'] === true) {
-      if (values.keys === undefined)
-        throw new UsageError('--rotate-keys needs --keys <file>', 'idp')
-      const keys = await rotateKeysFile(values.keys)
-      out(
-        `Rotated ${values.keys}: new signing key ${keys[0]?.kid ?? ''}, ${keys.length - 1} older key(s) still published`,
-      )
-    }
+      if (values['rotate-keys'] === true) {
+        if (values.keys === undefined)
+          throw new UsageError('--rotate-keys needs --keys <file>', 'idp')
+        const keys = await rotateKeysFile(values.keys)
+        out(
+          `Rotated ${values.keys}: new signing key ${keys[0]?.kid ?? ''}, ${keys.length - 1} older key(s) still published`,
+        )
+      }
 
-    const config =
-      values.config === undefined
-        ? resolveIdpConfig(DEFAULT_IDP_CONFIG)
-        : await loadIdpConfigFile(values.config)
-    const idp = await startIdp({
-      host: values.host ?? '127.0.0.1',
-      port,
-      config: values.config ?? DEFAULT_IDP_CONFIG,
-      tokenStyle: style satisfies TokenStyle,
-      log: out,
-      ...(values.realm === undefined ? {} : { realm: values.realm }),
-      ...(values.keys === undefined ? {} : { keys: values.keys }),
-      ...(accessTokenTtl === undefined ? {} : { accessTokenTtl }),
-    })
-    const oidc = `${idp.issuer}/protocol/openid-connect`
-    out(`ssokit idp: realm ready at ${idp.issuer}`)
-    for (const [label, url] of [
-      ['discovery', `${idp.issuer}/.well-known/openid-configuration`],
-      ['authorization', `${oidc}/auth`],
-      ['token', `${oidc}/token`],
-      ['api-access token', `${idp.issuer}/api-access/token`],
-      ['certs (JWKS)', `${oidc}/certs`],
-      ['userinfo', `${oidc}/userinfo`],
-      ['device authorization', `${oidc}/auth/device`],
-      ['device login page', `${idp.issuer}/device`],
-      ['introspection', `${oidc}/token/introspect`],
-      ['revocation', `${oidc}/revoke`],
-      ['logout', `${oidc}/logout`],
-    ] as const) {
-      out(`  ${label.padEnd(21)} ${url}`)
+      const config =
+        values.config === undefined
+          ? resolveIdpConfig(DEFAULT_IDP_CONFIG)
+          : await loadIdpConfigFile(values.config)
+      let idp: RunningIdp
+      try {
+        idp = await startIdp({
+          host: values.host ?? '127.0.0.1',
+          port,
+          config: values.config ?? DEFAULT_IDP_CONFIG,
+          tokenStyle: values['token-style'] ?? 'keycloak',
+          log: out,
+          ...(values.realm === undefined ? {} : { realm: values.realm }),
+          ...(values.keys === undefined ? {} : { keys: values.keys }),
+          ...(values['access-token-ttl'] === undefined
+            ? {}
+            : { accessTokenTtl: values['access-token-ttl'] }),
+        })
+      } catch (error) {
+        if (error instanceof Error && 'syscall' in error) {
+          throw listenFailure(error, 'identity provider', '--port', port)
+        }
+        throw error
+      }
+      const oidc = `${idp.issuer}/protocol/openid-connect`
+      out(`ssokit idp: realm ready at ${idp.issuer}`)
+      for (const [label, url] of [
+        ['discovery', `${idp.issuer}/.well-known/openid-configuration`],
+        ['authorization', `${oidc}/auth`],
+        ['token', `${oidc}/token`],
+        ['api-access token', `${idp.issuer}/api-access/token`],
+        ['certs (JWKS)', `${oidc}/certs`],
+        ['userinfo', `${oidc}/userinfo`],
+        ['device authorization', `${oidc}/auth/device`],
+        ['device login page', `${idp.issuer}/device`],
+        ['introspection', `${oidc}/token/introspect`],
+        ['revocation', `${oidc}/revoke`],
+        ['logout', `${oidc}/logout`],
+      ] as const) {
+        out(`  ${label.padEnd(21)} ${url}`)
+      }
+      for (const line of describeRealm(config)) out(line)
+      out('Press Ctrl-C to stop.')
+      const signal = await stopped
+      out(`Received ${signal}, stopping.`)
+      await idp.close()
+      return 0
+    } finally {
+      await removePidFile?.()
     }
-    for (const line of describeRealm(config)) out(line)
-    out('Press Ctrl-C to stop.')
-    const signal = await stopped
-    out(`Received ${signal}, stopping.`)
-    await idp.close()
-    return 0
   },
 }

@@ -5,6 +5,7 @@
 import { SsoError, type SessionStore } from '@ssokit/core'
 import { startIdp, type RunningIdp } from '@ssokit/idp'
 import { RedisSessionStore } from '@ssokit/redis'
+import { assertLocalhostFree, listenFailure } from '../listen.js'
 import { startDemoApp, type RunningDemoApp } from './app.js'
 
 export { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, startDemoApp } from './app.js'
@@ -39,34 +40,12 @@ export class DemoStartError extends Error {
   }
 }
 
-function errorCode(error: unknown): string | undefined {
-  if (typeof error !== 'object' || error === null || !('code' in error)) return undefined
-  return typeof error.code === 'string' ? error.code : undefined
-}
-
-function listenFailure(error: unknown, part: 'idp' | 'app', port: number): DemoStartError {
-  const what = part === 'idp' ? 'identity provider' : 'application'
-  const flag = part === 'idp' ? '--idp-port' : '--app-port'
-  switch (errorCode(error)) {
-    case 'EADDRINUSE':
-      return new DemoStartError(
-        `port ${port} is already in use, so the ${what} cannot start; stop whatever uses it or choose another port with ${flag}`,
-        part,
-        { cause: error },
-      )
-    case 'EACCES':
-      return new DemoStartError(
-        `port ${port} needs privileges this user lacks, so the ${what} cannot start; choose another port with ${flag}`,
-        part,
-        { cause: error },
-      )
-    default:
-      return new DemoStartError(
-        `the ${what} cannot start: ${error instanceof Error ? error.message : String(error)}`,
-        part,
-        { cause: error },
-      )
-  }
+function startFailure(error: unknown, part: 'idp' | 'app', port: number): DemoStartError {
+  const failure =
+    part === 'idp'
+      ? listenFailure(error, 'identity provider', '--idp-port', port)
+      : listenFailure(error, 'application', '--app-port', port)
+  return new DemoStartError(failure.message, part, { cause: error })
 }
 
 async function openRedis(url: string): Promise<SessionStore> {
@@ -105,6 +84,12 @@ async function openRedis(url: string): Promise<SessionStore> {
 export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo> {
   const idpPort = options.idpPort ?? 4000
   const appPort = options.appPort ?? 3000
+  if (idpPort === appPort && appPort !== 0) {
+    throw new DemoStartError(
+      `the identity provider and the application cannot share port ${appPort}; give --idp-port and --app-port different values`,
+      'app',
+    )
+  }
   const store = options.redis === undefined ? undefined : await openRedis(options.redis)
 
   let idp: RunningIdp
@@ -112,7 +97,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     idp = await startIdp({ port: idpPort, log: false })
   } catch (error) {
     await store?.close().catch(() => undefined)
-    throw listenFailure(error, 'idp', idpPort)
+    throw startFailure(error, 'idp', idpPort)
   }
 
   let app: RunningDemoApp
@@ -126,7 +111,16 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   } catch (error) {
     await idp.close()
     await store?.close().catch(() => undefined)
-    throw listenFailure(error, 'app', appPort)
+    throw startFailure(error, 'app', appPort)
+  }
+  try {
+    // The banner and the login redirects say localhost, which a browser may resolve to ::1.
+    await assertLocalhostFree(app.port, '127.0.0.1')
+  } catch (error) {
+    await app.close()
+    await idp.close()
+    await store?.close().catch(() => undefined)
+    throw startFailure(error, 'app', app.port)
   }
 
   let closing: Promise<void> | undefined
