@@ -191,7 +191,27 @@ describe('RedisSessionStore on a real redis-server', () => {
     }
   })
 
-  it('reads records of the header-line format a later release writes, and deletes them by index', async () => {
+  it('writes the header-line format, and still reads and deletes records of the JSON format', async () => {
+    const store = new RedisSessionStore({ url: redis.url, keyPrefix: 'v1:' })
+    try {
+      const data = JSON.stringify({ v: 1, note: 'line\nbreak stays escaped' })
+      await store.set('new', { subject: 'alice', sid: 'sid-1', data }, 60)
+      assert.equal(
+        await raw.get('v1:s:new'),
+        `${JSON.stringify({ v: 2, sub: 'alice', sid: 'sid-1' })}\n${data}`,
+      )
+      await raw.set('v1:s:old', JSON.stringify({ v: 1, sub: 'alice', sid: 'sid-1', data }), 'EX', 60)
+      await raw.sadd('v1:sid:sid-1', 'old')
+      assert.deepEqual(await store.get('old'), { subject: 'alice', sid: 'sid-1', data })
+      assert.equal(await store.deleteBySid('sid-1'), 2)
+      assert.equal(await store.get('old'), undefined)
+      assert.equal(await store.get('new'), undefined)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('reads records of the header-line format, and deletes them by index', async () => {
     const store = new RedisSessionStore({ url: redis.url, keyPrefix: 'v2:' })
     try {
       const data = JSON.stringify({ v: 1, note: 'line\nbreak stays escaped' })

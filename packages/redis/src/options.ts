@@ -47,16 +47,36 @@ export interface RedisSessionStoreOptions {
   readonly commandTimeout?: number
   /** Longest wait for a connection, in milliseconds. Default 1000. */
   readonly connectTimeout?: number
+  /**
+   * Session records kept in this process and invalidated by Redis itself (client-side caching
+   * with `CLIENT TRACKING`, one extra connection per Redis primary), so most reads cost no round
+   * trip. `false` reads Redis on every request. Default `{}` (on).
+   */
+  readonly cache?: false | RedisSessionCacheOptions
+}
+
+export interface RedisSessionCacheOptions {
+  /** Records kept at most; the oldest goes first. Default 10 000. */
+  readonly maxEntries?: number
+  /**
+   * The longest a cached record is served after the invalidation channel last proved it was live
+   * and caught up, in milliseconds: the bound on how long a session ended elsewhere can still be
+   * accepted here when that channel silently stalls. Heartbeats go every quarter of it. Default 1000.
+   */
+  readonly maxStaleness?: number
 }
 
 export interface ResolvedOptions {
   readonly keyPrefix: string
   readonly commandTimeout: number
   readonly connectTimeout: number
+  readonly cache: { readonly maxEntries: number; readonly maxStaleness: number } | undefined
 }
 
 export const DEFAULT_KEY_PREFIX = 'ssokit:'
 const DEFAULT_TIMEOUT_MS = 1000
+const DEFAULT_CACHE_ENTRIES = 10_000
+const DEFAULT_MAX_STALENESS_MS = 1000
 const MAX_RECONNECT_DELAY_MS = 2000
 
 /** Reconnects quickly at first, then every two seconds, for as long as the store is open. */
@@ -68,11 +88,30 @@ function fail(message: string, code?: 'ERR_INVALID_ARG_TYPE' | 'ERR_MISSING_OPTI
   throw new SsoTypeError(message, code)
 }
 
-function timeout(name: string, value: number | undefined): number {
-  if (value === undefined) return DEFAULT_TIMEOUT_MS
-  if (!Number.isSafeInteger(value) || value < 1)
-    fail(`${name} must be a positive integer of milliseconds`)
+function positive(name: string, value: number | undefined, fallback: number, unit: string): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value < 1) fail(`${name} must be a positive integer${unit}`)
   return value
+}
+
+function timeout(name: string, value: number | undefined): number {
+  return positive(name, value, DEFAULT_TIMEOUT_MS, ' of milliseconds')
+}
+
+function cacheOptions(value: RedisSessionStoreOptions['cache']): ResolvedOptions['cache'] {
+  if (value === false) return undefined
+  const given: unknown = value ?? {}
+  if (typeof given !== 'object' || given === null) fail('cache must be false or an object')
+  const cache = given as RedisSessionCacheOptions
+  return Object.freeze({
+    maxEntries: positive('cache.maxEntries', cache.maxEntries, DEFAULT_CACHE_ENTRIES, ''),
+    maxStaleness: positive(
+      'cache.maxStaleness',
+      cache.maxStaleness,
+      DEFAULT_MAX_STALENESS_MS,
+      ' of milliseconds',
+    ),
+  })
 }
 
 function port(name: string, value: unknown): number {
@@ -117,6 +156,7 @@ export function resolveOptions(options: RedisSessionStoreOptions): ResolvedOptio
     keyPrefix,
     commandTimeout: timeout('commandTimeout', options.commandTimeout),
     connectTimeout: timeout('connectTimeout', options.connectTimeout),
+    cache: cacheOptions(options.cache),
   })
 }
 

@@ -4,67 +4,15 @@ import { SsoError, SsoTypeError } from '@ssokit/core'
 import type { ReleaseLock, SessionStore, StoredSession } from '@ssokit/core'
 import { createClient, optionsFromEnv, resolveOptions } from './options.js'
 import type { RedisSessionStoreOptions, ResolvedOptions } from './options.js'
+import { MISS, SessionCache, type CacheRead } from './cache.js'
+import { decodeSession as decode, encodeSession as encode } from './record.js'
 import { DELETE_IF_OWNED, INDEX_ADD, RELEASE_LOCK } from './scripts.js'
+import { Tracking } from './tracking.js'
 
 /** Past this many ids, an index set is cleaned of ids whose sessions have expired. */
 const INDEX_PRUNE_THRESHOLD = 64
 /** Seconds a client should wait before retrying after the store failed. */
 const RETRY_AFTER_SECONDS = 5
-/**
- * Record formats. Version 1, written: one JSON object `{"v":1,"sub","sid","data"}` holding the
- * data as a string. Version 2, read only for now: a JSON header line `{"v":2,"sub","sid"}`, a
- * newline, then the data as is, so a read parses the small header and not the data twice (about
- * 2 µs less per request). It is read before it is written so that the release which writes it
- * does not log out the users whose requests still reach replicas of the release before; JSON text
- * never holds a raw newline, which tells the two apart.
- */
-const FORMAT_VERSION = 1
-const HEADER_FORMAT_VERSION = 2
-
-interface Header {
-  readonly v: number
-  readonly sub: string
-  readonly sid: string | null
-}
-
-interface LegacyStored extends Header {
-  readonly data: string
-}
-
-function encode(session: StoredSession): string {
-  const record: LegacyStored = {
-    v: FORMAT_VERSION,
-    sub: session.subject,
-    sid: session.sid ?? null,
-    data: session.data,
-  }
-  return JSON.stringify(record)
-}
-
-function parse(text: string): Partial<LegacyStored> | undefined {
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch {
-    return undefined
-  }
-  if (typeof value !== 'object' || value === null) return undefined
-  return value
-}
-
-/** A record this version cannot read (corrupt, or written by a newer format) means "no session". */
-function decode(raw: string | null): StoredSession | undefined {
-  if (raw === null) return undefined
-  const newline = raw.indexOf('\n')
-  const r = parse(newline === -1 ? raw : raw.slice(0, newline))
-  if (r === undefined || typeof r.sub !== 'string') return undefined
-  if (r.sid !== null && typeof r.sid !== 'string') return undefined
-  let data: string
-  if (newline !== -1 && r.v === HEADER_FORMAT_VERSION) data = raw.slice(newline + 1)
-  else if (newline === -1 && r.v === FORMAT_VERSION && typeof r.data === 'string') data = r.data
-  else return undefined
-  return { subject: r.sub, sid: r.sid ?? undefined, data }
-}
 
 interface PendingRead {
   readonly key: string
@@ -129,6 +77,9 @@ export class RedisSessionStore implements SessionStore {
   #reads: PendingRead[] | undefined
   readonly #batchReads: boolean
   readonly #options: ResolvedOptions
+  /** Records Redis invalidates for us; undefined with `cache: false`. */
+  readonly #cache: SessionCache | undefined
+  readonly #tracking: Tracking | undefined
   #lastError: unknown
   #closed: Promise<void> | undefined
 
@@ -149,6 +100,19 @@ export class RedisSessionStore implements SessionStore {
       this.#client.on('error', (error: unknown) => {
         this.#lastError = error
       })
+    }
+    const cache = this.#options.cache
+    if (cache === undefined) {
+      this.#cache = undefined
+      this.#tracking = undefined
+    } else {
+      this.#cache = new SessionCache(cache.maxEntries, cache.maxStaleness)
+      this.#tracking = new Tracking(
+        this.#client,
+        this.#cache,
+        this.#key('s', ''),
+        cache.maxStaleness,
+      )
     }
   }
 
@@ -172,6 +136,17 @@ export class RedisSessionStore implements SessionStore {
     return this.#client
   }
 
+  /**
+   * The client-side cache of session records: whether it is serving now (every invalidation
+   * channel live and caught up) and how many records it holds; `undefined` with `cache: false`.
+   */
+  get cache(): { readonly live: boolean; readonly entries: number } | undefined {
+    const cache = this.#cache
+    return cache === undefined
+      ? undefined
+      : { live: cache.trusted(Date.now()), entries: cache.size }
+  }
+
   /** The prefix of every key this store writes. */
   get keyPrefix(): string {
     return this.#options.keyPrefix
@@ -179,6 +154,14 @@ export class RedisSessionStore implements SessionStore {
 
   get(id: string): Promise<StoredSession | undefined> {
     const key = this.#key('s', id)
+    const cache = this.#cache
+    if (cache !== undefined) {
+      const now = Date.now()
+      const hit = cache.lookup(key, now)
+      if (hit !== MISS) return Promise.resolve(hit)
+      const read = cache.begin(key, now)
+      if (read !== undefined) return this.#readForCache(cache, read)
+    }
     if (!this.#batchReads) {
       return this.#call(() => this.#client.get(key)).then(decode, (error: unknown) => {
         throw unavailable(error)
@@ -196,6 +179,36 @@ export class RedisSessionStore implements SessionStore {
       }
       reads.push({ key, resolve, reject })
     })
+  }
+
+  /** A read whose answer is cached, with the key's TTL so the entry expires with the key. */
+  async #readForCache(cache: SessionCache, read: CacheRead): Promise<StoredSession | undefined> {
+    let replies: [error: Error | null, result: unknown][] | null
+    try {
+      replies = await this.#call(() => this.#client.pipeline().get(read.key).pttl(read.key).exec())
+    } catch (error) {
+      cache.abandon(read)
+      throw unavailable(error)
+    }
+    const [got, ttl] = replies ?? []
+    if (got === undefined || got[0] !== null || (got[1] !== null && typeof got[1] !== 'string')) {
+      cache.abandon(read)
+      throw unavailable(got?.[0] ?? new Error('Redis answered a session read with no reply'))
+    }
+    const value = decode(got[1])
+    cache.finish(read, value, ttl?.[0] === null && typeof ttl[1] === 'number' ? ttl[1] : undefined)
+    return value
+  }
+
+  /** Drops a key from this process's cache before and after a write (Redis tells the others). */
+  async #changing<T>(keys: readonly string[], write: () => Promise<T>): Promise<T> {
+    const cache = this.#cache
+    cache?.invalidate(keys)
+    try {
+      return await write()
+    } finally {
+      cache?.invalidate(keys)
+    }
   }
 
   #flushReads(): void {
@@ -235,9 +248,10 @@ export class RedisSessionStore implements SessionStore {
         this.#indexAdd('sub', session.subject, id, ms),
         session.sid === undefined ? undefined : this.#indexAdd('sid', session.sid, id, ms),
       ])
+      const key = this.#key('s', id)
       const previous = decode(
-        await this.#call(() =>
-          this.#client.set(this.#key('s', id), encode(session), 'PX', ms, 'GET'),
+        await this.#changing([key], () =>
+          this.#call(() => this.#client.set(key, encode(session), 'PX', ms, 'GET')),
         ),
       )
       if (previous) await this.#unindex(id, previous, session)
@@ -246,7 +260,10 @@ export class RedisSessionStore implements SessionStore {
 
   delete(id: string): Promise<void> {
     return this.#run(async () => {
-      const previous = decode(await this.#call(() => this.#client.getdel(this.#key('s', id))))
+      const key = this.#key('s', id)
+      const previous = decode(
+        await this.#changing([key], () => this.#call(() => this.#client.getdel(key))),
+      )
       if (previous) await this.#unindex(id, previous, undefined)
     })
   }
@@ -275,6 +292,7 @@ export class RedisSessionStore implements SessionStore {
 
   /** Closes the connection the store created; a client passed in is left open for its owner. */
   close(): Promise<void> {
+    this.#tracking?.close()
     this.#closed ??= this.#owned ? this.#quit() : Promise.resolve()
     return this.#closed
   }
@@ -334,9 +352,12 @@ export class RedisSessionStore implements SessionStore {
     const ids = await this.#call(() => this.#client.smembers(indexKey))
     if (ids.length === 0) return 0
     const deleted = await Promise.all(
-      ids.map((id) =>
-        this.#call(() => this.#client.eval(DELETE_IF_OWNED, 1, this.#key('s', id), kind, value)),
-      ),
+      ids.map((id) => {
+        const key = this.#key('s', id)
+        return this.#changing([key], () =>
+          this.#call(() => this.#client.eval(DELETE_IF_OWNED, 1, key, kind, value)),
+        )
+      }),
     )
     // Only the ids examined are removed: one added meanwhile by a concurrent login stays indexed.
     await this.#call(() => this.#client.srem(indexKey, ...ids))
