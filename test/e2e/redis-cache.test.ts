@@ -118,7 +118,7 @@ describe('RedisSessionStore client-side cache', () => {
     await a.set(id, session('kept'), 60)
     assert.ok(await b.get(id))
     assert.ok((b.cache?.entries ?? 0) > 0)
-    await raw.client('KILL', 'TYPE', 'pubsub')
+    await raw.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
     // Killed, then reconnected by itself; meanwhile nothing cached was served.
     await raw.del(`cache:s:${id}`)
     assert.equal(await b.get(id), undefined)

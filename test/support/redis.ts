@@ -33,11 +33,12 @@ status=$?
 exit "$status"
 `
 
-function findRedisServer(): string {
+/** The path of a Redis binary (`redis-server`, `redis-sentinel`, `redis-cli`), or a clear error. */
+export function findRedisBinary(name = 'redis-server'): string {
   const dirs = ['/usr/bin', '/usr/local/bin', ...(process.env.PATH ?? '').split(delimiter)]
   for (const dir of dirs) {
     if (dir === '') continue
-    const candidate = join(dir, 'redis-server')
+    const candidate = join(dir, name)
     try {
       accessSync(candidate, constants.X_OK)
       return candidate
@@ -45,10 +46,13 @@ function findRedisServer(): string {
       // keep looking
     }
   }
-  throw new Error('redis-server was not found: install it with `apt-get install redis-server`')
+  const pkg = name === 'redis-server' ? 'redis-server' : name === 'redis-cli' ? 'redis-tools' : name
+  throw new Error(
+    `${name} was not found: install it with \`apt-get install ${pkg}\` (scripts/install-system-deps.sh)`,
+  )
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = createServer()
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -64,7 +68,7 @@ async function freePort(): Promise<number> {
   return address.port
 }
 
-function ping(port: number): Promise<boolean> {
+export function ping(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port })
     let reply = ''
@@ -88,13 +92,20 @@ function ping(port: number): Promise<boolean> {
 
 const live = new Set<ChildProcessWithoutNullStreams>()
 const dirs = new Set<string>()
+
+/** A temporary directory removed when the test process exits. */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  dirs.add(dir)
+  return dir
+}
 // The watchdog would notice the pipe closing anyway; closing it here lets it stop the server in order.
 process.once('exit', () => {
   for (const child of live) child.stdin.destroy()
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
 })
 
-function exited(child: ChildProcessWithoutNullStreams): Promise<void> {
+export function exited(child: ChildProcessWithoutNullStreams): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
   return new Promise((resolve) =>
     child.once('exit', () => {
@@ -110,13 +121,20 @@ async function launch(
 ): Promise<ChildProcessWithoutNullStreams> {
   mkdirSync(dir, { recursive: true })
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
-  const child = spawn(
-    '/bin/sh',
-    ['-c', WATCHDOG, binary, ...args, '--daemonize', 'no', '--dir', dir],
-    {
-      stdio: 'pipe',
-    },
-  )
+  return launchWatched(binary, [...args, '--daemonize', 'no', '--dir', dir], port)
+}
+
+/**
+ * Starts a Redis binary (server or sentinel) under the watchdog with the given arguments and
+ * waits until it answers PING on `port`. Its stdin is the watchdog's pipe: `stdin.end()` stops it.
+ */
+export async function launchWatched(
+  binary: string,
+  args: readonly string[],
+  port: number,
+  readyLine = 'Ready to accept connections',
+): Promise<ChildProcessWithoutNullStreams> {
+  const child = spawn('/bin/sh', ['-c', WATCHDOG, binary, ...args], { stdio: 'pipe' })
   live.add(child)
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
@@ -125,18 +143,17 @@ async function launch(
   for (let i = 0; i < 100; i++) {
     if (child.exitCode !== null) break
     // The log line proves the PONG comes from this server, not from another one that took the port.
-    if (output.includes('Ready to accept connections') && (await ping(port))) return child
+    if (output.includes(readyLine) && (await ping(port))) return child
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   child.stdin.end()
   await exited(child)
-  throw new Error(`redis-server did not start on port ${port}:\n${output.slice(-2000)}`)
+  throw new Error(`${binary} did not start on port ${port}:\n${output.slice(-2000)}`)
 }
 
 export async function startRedis(): Promise<RunningRedis> {
-  const binary = findRedisServer()
-  const dir = mkdtempSync(join(tmpdir(), 'ssokit-redis-'))
-  dirs.add(dir)
+  const binary = findRedisBinary()
+  const dir = tempDir('ssokit-redis-')
   let child: ChildProcessWithoutNullStreams | undefined
   let port = 0
   let lastError: unknown
