@@ -200,7 +200,12 @@ describe('RedisSessionStore on a real redis-server', () => {
         await raw.get('v1:s:new'),
         `${JSON.stringify({ v: 2, sub: 'alice', sid: 'sid-1' })}\n${data}`,
       )
-      await raw.set('v1:s:old', JSON.stringify({ v: 1, sub: 'alice', sid: 'sid-1', data }), 'EX', 60)
+      await raw.set(
+        'v1:s:old',
+        JSON.stringify({ v: 1, sub: 'alice', sid: 'sid-1', data }),
+        'EX',
+        60,
+      )
       await raw.sadd('v1:sid:sid-1', 'old')
       assert.deepEqual(await store.get('old'), { subject: 'alice', sid: 'sid-1', data })
       assert.equal(await store.deleteBySid('sid-1'), 2)
