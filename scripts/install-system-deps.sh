@@ -5,6 +5,8 @@ set -euo pipefail
 needed=(
   "/usr/bin/chromium:chromium"
   "/usr/bin/redis-server:redis-server"
+  "/usr/bin/redis-sentinel:redis-sentinel"
+  "/usr/bin/redis-cli:redis-tools"
 )
 missing=()
 for pair in "${needed[@]}"; do
