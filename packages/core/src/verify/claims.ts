@@ -1,5 +1,6 @@
 import { SsoError, type SsoErrorCode } from '../errors.js'
 import type { Identity } from '../identity.js'
+import { decodeJsonObject } from './compact.js'
 import type { RejectReason } from './jwks.js'
 
 /** Where an identity's roles come from. */
@@ -257,7 +258,21 @@ function optionalString(
   return typeof value === 'string' ? value : undefined
 }
 
-/** An identity from a verified access token. Frozen; its claims are frozen on first read. */
+/**
+ * The claims of a token that was verified before: its payload decoded again. A verified token's
+ * payload always decodes; the empty object is never reached.
+ */
+function claimsOfToken(token: string): Record<string, unknown> {
+  const first = token.indexOf('.')
+  return decodeJsonObject(token.slice(first + 1, token.indexOf('.', first + 1))) ?? {}
+}
+
+/**
+ * An identity from a verified access token. Frozen; its claims are frozen on first read. A cached
+ * identity holds the token instead of its claims (the cache holds the token anyway) and decodes
+ * them on first read: most requests never read them, and a parsed claims object is most of what
+ * an entry would otherwise weigh.
+ */
 class BearerIdentity implements Identity {
   readonly subject: string
   readonly username: string | undefined
@@ -266,10 +281,11 @@ class BearerIdentity implements Identity {
   readonly roles: ReadonlySet<string>
   readonly kind: 'user' | 'service'
   readonly via = 'bearer' as const
-  readonly #claims: Record<string, unknown>
+  /** The claims, or the token to decode them from. */
+  #claims: Record<string, unknown> | string
   #frozen = false
 
-  constructor(claims: Record<string, unknown>, roles: ReadonlySet<string>) {
+  constructor(claims: Record<string, unknown>, roles: ReadonlySet<string>, token?: string) {
     const subject = claims.sub as string
     const username =
       optionalString(claims, 'preferred_username') ?? optionalString(claims, 'cern_upn')
@@ -285,17 +301,19 @@ class BearerIdentity implements Identity {
       (clientId !== undefined && clientId === subject)
         ? 'service'
         : 'user'
-    this.#claims = claims
+    this.#claims = token ?? claims
     Object.freeze(this)
   }
 
   // Most requests never read the raw claims, and nothing else holds them: freeze them lazily.
   get claims(): Readonly<Record<string, unknown>> {
+    let claims = this.#claims
     if (!this.#frozen) {
-      deepFreeze(this.#claims)
+      if (typeof claims === 'string') claims = this.#claims = claimsOfToken(claims)
+      deepFreeze(claims)
       this.#frozen = true
     }
-    return this.#claims
+    return claims as Record<string, unknown>
   }
 
   toJSON(): Record<string, unknown> {
@@ -309,4 +327,16 @@ export function buildIdentity(
   roles: (claims: Readonly<Record<string, unknown>>) => Iterable<string>,
 ): Identity {
   return new BearerIdentity(claims, new RoleSet(roles(claims)))
+}
+
+/**
+ * The same identity as `identity` (built from `claims`), to keep in the verified-token cache:
+ * it shares the roles and holds the token rather than the parsed claims.
+ */
+export function cachedIdentity(
+  claims: Record<string, unknown>,
+  identity: Identity,
+  token: string,
+): Identity {
+  return new BearerIdentity(claims, identity.roles, token)
 }

@@ -42,10 +42,33 @@ export class TokenCache<V> {
   readonly #refreshAfter: number
   readonly #slots = new Map<number, Slot<V>>()
   #clock = 0
+  /** Fingerprints of tokens seen once lately, in two generations of `#refreshAfter` each. */
+  #seen = new Set<number>()
+  #seenBefore = new Set<number>()
 
   constructor(max: number) {
     this.#max = max
-    this.#refreshAfter = Math.ceil(max / 2)
+    this.#refreshAfter = Math.max(1, Math.ceil(max / 2))
+  }
+
+  /**
+   * Whether a token just verified should be stored: only on its second sighting within about
+   * the last `max / 2` to `max` first sightings. A token seen once and never again (an API with
+   * many callers, each token used once) then costs no insertion, no eviction and no memory held
+   * until it is evicted; a token used twice within the window the cache could serve is stored
+   * on its second use. The memory is a number per token seen once, bounded by `max`.
+   */
+  admit(token: string): boolean {
+    if (this.#max <= 0) return false
+    const key = fingerprint(token)
+    // A collision only admits a token a little early: a hit still compares the whole token.
+    if (this.#seen.has(key) || this.#seenBefore.has(key)) return true
+    this.#seen.add(key)
+    if (this.#seen.size >= this.#refreshAfter) {
+      this.#seenBefore = this.#seen
+      this.#seen = new Set()
+    }
+    return false
   }
 
   get size(): number {

@@ -10,6 +10,7 @@ import {
 } from './algorithms.js'
 import {
   buildIdentity,
+  cachedIdentity,
   checkAccessToken,
   checkIssuerAndAudience,
   checkTimes,
@@ -89,7 +90,10 @@ export interface Verifier {
 }
 
 interface CachedToken {
+  /** Holds the token rather than its parsed claims, decoded again only if they are read. */
   readonly identity: Identity
+  /** The token's `iat`, `nbf` and `exp`, for `checkTimes` on every hit. */
+  readonly times: Readonly<Record<string, unknown>>
   readonly key: JwksKey
   /**
    * Whether the token is base64url segments and dots only, so that it passes any bearer syntax
@@ -382,8 +386,15 @@ export function createVerifier(options: VerifierOptions): Verifier {
     checkTimes(claims, Math.floor(now() / 1000), tolerance)
     checkAccessToken(jws.header, claims, policy)
     const identity = buildIdentity(claims, roles)
-    if (caching) {
-      cache.set(token, { identity, key, plain: isPlainCompact(token), checkedAt: Number.NaN })
+    // Admitted on a second sighting only: a token used once costs nothing more than without cache.
+    if (caching && cache.admit(token)) {
+      cache.set(token, {
+        identity: cachedIdentity(claims, identity, token),
+        times: { iat: claims.iat, nbf: claims.nbf, exp: claims.exp },
+        key,
+        plain: isPlainCompact(token),
+        checkedAt: Number.NaN,
+      })
     }
     return identity
   }
@@ -427,7 +438,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     const second = Math.floor(now() / 1000)
     if (hit.checkedAt === second) return hit.identity
     try {
-      checkTimes(hit.identity.claims, second, tolerance)
+      checkTimes(hit.times, second, tolerance)
     } catch (error) {
       cache.delete(token)
       throw error
@@ -445,7 +456,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     const second = Math.floor(ms / 1000)
     if (hit.checkedAt !== second) {
       try {
-        checkTimes(hit.identity.claims, second, tolerance)
+        checkTimes(hit.times, second, tolerance)
       } catch {
         return undefined
       }

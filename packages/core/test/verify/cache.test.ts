@@ -110,6 +110,26 @@ describe('verified-token cache', () => {
     assert.equal(cache.get(b), undefined)
   })
 
+  test('admits a token on its second sighting within the window only', () => {
+    const max = 8
+    const cache = new TokenCache<number>(max)
+    const [t, ...others] = tokens(1 + 4 * max)
+    assert.equal(cache.admit(t as string), false, 'first sighting')
+    assert.equal(cache.admit(t as string), true, 'second sighting')
+    // Seen once, then fewer than max/2 other first sightings: still remembered.
+    const u = 'u.remembered.token'
+    assert.equal(cache.admit(u), false)
+    for (const o of others.slice(0, max / 2 - 1)) assert.equal(cache.admit(o), false)
+    assert.equal(cache.admit(u), true)
+    // Seen once, then `max` other first sightings: forgotten, a first sighting again.
+    const w = 'w.forgotten.token'
+    assert.equal(cache.admit(w), false)
+    for (const o of others.slice(max, 2 * max)) assert.equal(cache.admit(o), false)
+    assert.equal(cache.admit(w), false)
+    assert.equal(cache.size, 0, 'admitting stores nothing by itself')
+    assert.equal(new TokenCache<number>(0).admit('a.b.c'), false)
+  })
+
   test('a capacity of 0 stores nothing', () => {
     const cache = new TokenCache<number>(0)
     cache.set('a.b.c', 1)
@@ -188,6 +208,29 @@ describe('cached verifications through the bearer authenticator', () => {
       assert.equal(await outcome(auth.authenticate(request(`Bearer ${t}`))), 'token_invalid')
     } finally {
       server.setKeys(k1)
+    }
+  })
+
+  test('a token is stored on its second verification, and a hit answers the same identity', async () => {
+    const { auth, verifier } = setup()
+    const t = token({ exp: NOW + 3600, email: 'alice@example.org', cern_roles: ['admin'] })
+    const first = await verifier.verify(t)
+    const second = await verifier.verify(t)
+    assert.notEqual(first, second, 'the first verification stored nothing')
+    const third = await auth.authenticate(request(`Bearer ${t}`))
+    const fourth = await verifier.verify(t)
+    assert.equal(third, fourth, 'answered from the cache')
+    assert.notEqual(third, second)
+    for (const identity of [third, fourth]) {
+      assert.equal(identity.subject, first.subject)
+      assert.equal(identity.email, 'alice@example.org')
+      assert.deepEqual([...identity.roles], ['admin'])
+      assert.equal(identity.kind, first.kind)
+      assert.deepEqual(identity.claims, first.claims)
+      assert.ok(Object.isFrozen(identity.claims))
+      assert.ok(Object.isFrozen(identity.claims.cern_roles))
+      assert.equal(identity.claims, identity.claims, 'decoded once')
+      assert.equal(JSON.stringify(identity), JSON.stringify(first))
     }
   })
 

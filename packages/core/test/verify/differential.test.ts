@@ -410,8 +410,10 @@ describe('fast path agrees with jose.jwtVerify', () => {
     const first = await compare(tokens, 0)
     assert.ok(tokens.length >= 3000)
     assert.ok(first.accepted >= 300 && first.refused >= 2000, JSON.stringify(first))
-    // With the verified-token cache on, answers are the same (each token twice).
-    const second = await compare([...signed.slice(0, 300), ...signed.slice(0, 300)], 10_000)
+    // With the verified-token cache on, answers are the same (each token three times: the cache
+    // stores a token on its second verification and answers the third).
+    const some = signed.slice(0, 300)
+    const second = await compare([...some, ...some, ...some], 10_000)
     assert.ok(second.accepted > 0)
   })
 })
