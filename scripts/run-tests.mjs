@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs every test file with node's test runner. Tests import workspace packages from source
-// (the "source" export condition) so a stale build never hides a change.
+// (the "source" export condition) so a stale build never hides a change. The timeout bounds a
+// whole test file's process: generous, because it only has to catch a hang on a loaded machine.
 import { spawnSync } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
@@ -43,7 +44,7 @@ const result = spawnSync(
     'tsx',
     '--test',
     '--test-concurrency=2',
-    '--test-timeout=120000',
+    '--test-timeout=600000',
     ...selected,
   ],
   { cwd: root, stdio: 'inherit', env: { ...process.env, SSOKIT_TEST: '1' } },
