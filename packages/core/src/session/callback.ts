@@ -55,7 +55,9 @@ export async function callback(
     const transaction =
       state === undefined ? undefined : await openTransaction(context, cookies, state)
     const providerError = params.get('error')
-    if (providerError !== null) {
+    // The provider's words are shown only for this browser's own sign-in: a response it never
+    // started is anyone's link, and its text is the sender's, not the provider's.
+    if (providerError !== null && transaction !== undefined) {
       const description = params.get('error_description')
       throw new LoginFailure(400, 'The identity provider did not sign you in.', [
         `Reason given by the provider: ${providerError}${description === null ? '' : ` (${description})`}`,

@@ -378,6 +378,28 @@ describe('callback validation', () => {
     assert.equal(noState.status, 400)
   })
 
+  it('H10 provider error text is shown only for a callback matching this browser’s own sign-in', async () => {
+    const text = 'Your account is locked: call +1 555 0100 and read out your password'
+    const forged = (state?: string) =>
+      `${APP}/auth/callback?error=access_denied&error_description=${encodeURIComponent(text)}` +
+      (state === undefined ? '' : `&state=${state}&iss=${encodeURIComponent(t.issuer)}`)
+    const other = new Browser(auth, t.issuer)
+    const otherState = (await other.start()).searchParams.get('state')!
+    const victim = new Browser(auth, t.issuer)
+    for (const url of [forged(), forged('A'.repeat(43)), forged(otherState)]) {
+      const response = await victim.route(url)
+      const html = await response.clone().text()
+      await assertNothingLoggedIn(victim, response, sets)
+      assert.doesNotMatch(html, /locked|555|access_denied/, url)
+      assert.match(html, /not started in this browser/)
+    }
+    // The same response for the browser's own sign-in shows what the provider said.
+    const own = (await victim.start()).searchParams.get('state')!
+    const html = await (await victim.route(forged(own))).text()
+    assert.match(html, /access_denied/)
+    assert.match(html, /locked/)
+  })
+
   it('B05 B06 B07 ID tokens with a wrong nonce, signature, issuer, audience, azp or times are refused', async () => {
     const now = Math.floor(Date.now() / 1000)
     const evil = await crypto.subtle.generateKey(
