@@ -7,6 +7,7 @@ needed=(
   "/usr/bin/redis-server:redis-server"
   "/usr/bin/redis-sentinel:redis-sentinel"
   "/usr/bin/redis-cli:redis-tools"
+  "/usr/bin/openssl:openssl"
 )
 missing=()
 for pair in "${needed[@]}"; do

@@ -18,7 +18,8 @@ export const CHROMIUM_ARGS: readonly string[] = [
   '--disable-quic',
 ]
 
-export async function launchBrowser(): Promise<Browser> {
+/** `extraArgs` add to the defaults, e.g. `--host-resolver-rules` to give loopback servers names. */
+export async function launchBrowser(extraArgs: readonly string[] = []): Promise<Browser> {
   try {
     await access(CHROMIUM_PATH, constants.X_OK)
   } catch {
@@ -29,6 +30,6 @@ export async function launchBrowser(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM_PATH,
     headless: true,
-    args: [...CHROMIUM_ARGS],
+    args: [...CHROMIUM_ARGS, ...extraArgs],
   })
 }

@@ -5,13 +5,16 @@
  */
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 
 import { createSessionAuth, type SessionAuth, type SessionAuthOptions } from '@ssokit/core'
 import { withAuth } from '@ssokit/node'
 
+import type { TestCertificate } from './tls.js'
+
 export interface SessionApp {
-  /** `http://localhost:<port>` */
+  /** `http://localhost:<port>`, or `https://<hostname>:<port>` when served over TLS */
   readonly url: string
   readonly port: number
   readonly auth: SessionAuth
@@ -26,21 +29,25 @@ function escape(text: string): string {
  * Starts the app. The listening port is known before the session options are built, so
  * `options` receives the public URL (`http://localhost:<port>`) and returns the rest (it may
  * start the provider first, e.g. to register the app's back-channel logout URI there).
+ * With `tls`, the app is served over https as `https://<hostname>:<port>` with production
+ * cookies (`Secure`, `__Host-`); the browser must map `hostname` to 127.0.0.1.
  */
 export async function startSessionApp(
   options: (
     publicUrl: string,
   ) => Omit<SessionAuthOptions, 'publicUrl'> | Promise<Omit<SessionAuthOptions, 'publicUrl'>>,
+  tls?: { readonly certificate: TestCertificate; readonly hostname: string },
 ): Promise<SessionApp> {
-  const server: Server = createServer()
+  const server: Server =
+    tls === undefined ? createServer() : createTlsServer({ ...tls.certificate })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const port = (server.address() as AddressInfo).port
-  const url = `http://localhost:${port}`
+  const url = tls === undefined ? `http://localhost:${port}` : `https://${tls.hostname}:${port}`
   const auth = createSessionAuth({
     ...(await options(url)),
     publicUrl: url,
-    cookies: { insecureHttpForLocalhost: true },
+    ...(tls === undefined ? { cookies: { insecureHttpForLocalhost: true } } : {}),
   })
 
   const page = withAuth(

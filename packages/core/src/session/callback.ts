@@ -13,7 +13,7 @@ import {
 } from './context.js'
 import { LoginFailure } from './login-failure.js'
 import { pageResponse } from './pages.js'
-import { openTransaction, transactionCookie } from './transaction.js'
+import { openTransaction, transactionCookie, TRANSACTION_PATH } from './transaction.js'
 import { storeUnavailablePage } from './unavailable-pages.js'
 
 const UNEXPECTED_CALLBACK_PARAMS = [
@@ -40,7 +40,7 @@ export async function callback(
   if (state !== undefined && cookies.has(transactionCookie(config, state))) {
     headers.append(
       'set-cookie',
-      clearCookie(config, transactionCookie(config, state), config.prefix),
+      clearCookie(config, transactionCookie(config, state), TRANSACTION_PATH),
     )
   }
   try {

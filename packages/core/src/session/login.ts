@@ -21,6 +21,7 @@ import {
   sealTransaction,
   transactionCookie,
   transactionsToEvict,
+  TRANSACTION_PATH,
   TRANSACTION_TTL_S,
 } from './transaction.js'
 import { providerUnavailablePage, storeUnavailablePage } from './unavailable-pages.js'
@@ -102,12 +103,17 @@ export async function login(
   const verifier = oauth.generateRandomCodeVerifier()
   const challenge = await oauth.calculatePKCECodeChallenge(verifier)
   const sealed = await sealTransaction(context, { state, nonce, verifier, returnTo })
-  const txPath = config.prefix
   for (const name of await transactionsToEvict(context, cookies))
-    headers.append('set-cookie', clearCookie(config, name, txPath))
+    headers.append('set-cookie', clearCookie(config, name, TRANSACTION_PATH))
   headers.append(
     'set-cookie',
-    setCookie(config, transactionCookie(config, state), sealed, TRANSACTION_TTL_S, txPath),
+    setCookie(
+      config,
+      transactionCookie(config, state),
+      sealed,
+      TRANSACTION_TTL_S,
+      TRANSACTION_PATH,
+    ),
   )
   if (attempts.lastSuccess !== undefined) {
     headers.append('set-cookie', loopCookie(context, attempts.count + 1, attempts.lastSuccess))

@@ -337,7 +337,7 @@ export function resolveOptions<Roles, Bearer>(
     bearer: options.bearer,
     secure,
     sessionCookie: secure ? '__Host-ssokit-session' : 'ssokit-session',
-    transactionCookiePrefix: secure ? '__Secure-ssokit-tx-' : 'ssokit-tx-',
+    transactionCookiePrefix: secure ? '__Host-ssokit-tx-' : 'ssokit-tx-',
     loopCookie: secure ? '__Host-ssokit-login' : 'ssokit-login',
     now: expert.now ?? Date.now,
     fetch: expert.fetch,

@@ -9,6 +9,12 @@ import { safeEqual } from './seal.js'
 
 /** A login transaction lives at most this long (between /login and /callback). */
 export const TRANSACTION_TTL_S = 600
+/**
+ * Transaction cookies are `__Host-` cookies, which need `Path=/`: a sibling host can set a
+ * `__Secure-` cookie with `Domain=<parent>` and so plant its own sign-in in a victim's browser,
+ * but no host other than this one can set a `__Host-` cookie for it.
+ */
+export const TRANSACTION_PATH = '/'
 /** Parallel login flows (tabs) kept per browser; the oldest transaction is dropped beyond it. */
 const MAX_TRANSACTIONS = 5
 const TX_PURPOSE = 'ssokit:transaction'

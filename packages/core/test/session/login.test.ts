@@ -103,8 +103,9 @@ describe('login', () => {
   it('B17 cookie attributes of the session and the transaction', async () => {
     const browser = new Browser(auth, t.issuer)
     const start = await browser.route('/auth/login?returnTo=/')
-    const tx = setCookies(start).find((c) => c.startsWith('__Secure-ssokit-tx-'))!
-    assert.match(tx, /; Path=\/auth; HttpOnly; SameSite=Lax; Secure; Max-Age=600$/)
+    const tx = setCookies(start).find((c) => c.startsWith('__Host-ssokit-tx-'))!
+    assert.match(tx, /; Path=\/; HttpOnly; SameSite=Lax; Secure; Max-Age=600$/)
+    assert.doesNotMatch(tx, /Domain=/i)
     const callback = await browser.route(
       await browser.atIdp(new URL(start.headers.get('location')!)),
     )
@@ -113,7 +114,7 @@ describe('login', () => {
     assert.doesNotMatch(session, /Domain=/i)
     assert.ok(
       setCookies(callback).some(
-        (c) => c.startsWith('__Secure-ssokit-tx-') && c.includes('Max-Age=0'),
+        (c) => c.startsWith('__Host-ssokit-tx-') && c.includes('Max-Age=0'),
       ),
     )
   })
@@ -464,7 +465,7 @@ describe('robustness', () => {
     const browser = new Browser(auth, t.issuer)
     const starts: URL[] = []
     for (let i = 0; i < 10; i++) starts.push(await browser.start(`/tab${i}`))
-    const flows = browser.app.names().filter((n) => n.startsWith('__Secure-ssokit-tx-'))
+    const flows = browser.app.names().filter((n) => n.startsWith('__Host-ssokit-tx-'))
     assert.ok(flows.length <= 5, `at most 5 flow cookies, got ${flows.length}`)
     const recent = starts.slice(-3)
     const callbacks = []
