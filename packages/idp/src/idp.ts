@@ -40,6 +40,13 @@ export interface IdpOptions {
   accessTokenTtl?: number
   /** `keycloak` (header `typ: JWT`, payload `typ: Bearer`) or `rfc9068` (`at+jwt`). */
   tokenStyle?: TokenStyle
+  /**
+   * The path of the issuer URL. Default `/auth/realms/<realm>`, Keycloak's layout. `''` serves the
+   * realm at the bare origin (issuer `http://127.0.0.1:4000`) and `'/'` at the origin with a
+   * trailing slash (`http://127.0.0.1:4000/`), the endpoints then at `/protocol/openid-connect/...`:
+   * providers publish both forms, and a relying party must compare them exactly.
+   */
+  issuerPath?: string
   /** Receives one line per request (`GET /path 200 3ms`). Default: no logging. */
   log?: ((line: string) => void) | false
 }
@@ -175,7 +182,15 @@ export async function startIdp(options: IdpOptions = {}): Promise<RunningIdp> {
     keysFile === undefined ? [await generateSigningKey()] : await loadOrCreateKeys(keysFile)
   const log = options.log === false || options.log === undefined ? undefined : options.log
   const internalSecret = randomBytes(16).toString('base64url')
-  const prefix = `/auth/realms/${config.realm}`
+  const issuerPath = options.issuerPath ?? `/auth/realms/${config.realm}`
+  if (
+    typeof issuerPath !== 'string' ||
+    !/^(?:\/(?:[A-Za-z0-9._~-]+\/)*(?:[A-Za-z0-9._~-]+)?)?$/.test(issuerPath)
+  ) {
+    throw new TypeError('issuerPath must be empty or a path such as /auth/realms/dev')
+  }
+  // Routes hang below the issuer without its trailing slash.
+  const prefix = issuerPath.replace(/\/$/, '')
   const oidcPath = '/protocol/openid-connect'
   const requests: IdpRequestRecord[] = []
 
@@ -537,7 +552,7 @@ export async function startIdp(options: IdpOptions = {}): Promise<RunningIdp> {
   const port = (server.address() as AddressInfo).port
   const wildcard = host === '0.0.0.0' || host === '::' || host === ''
   const connectHost = wildcard ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host
-  const issuer = `http://${connectHost}:${port}${prefix}`
+  const issuer = `http://${connectHost}:${port}${issuerPath}`
 
   const closeServer = () =>
     new Promise<void>((resolve) => {

@@ -351,7 +351,7 @@ export async function createProvider(realm: Realm): Promise<Provider> {
       pushed_authorization_request: '/protocol/openid-connect/ext/par/request',
     },
     discovery: {
-      userinfo_endpoint: `${realm.issuer}/protocol/openid-connect/userinfo`,
+      userinfo_endpoint: `${realm.issuer.replace(/\/$/, '')}/protocol/openid-connect/userinfo`,
     },
     ttl: {
       AccessToken: ttl,

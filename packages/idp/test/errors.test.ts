@@ -36,6 +36,12 @@ describe('configuration validation', () => {
     })
   })
 
+  it('refuses an issuer path that is not a plain path', async () => {
+    for (const issuerPath of ['auth', '//x', '/a//b', '/a?b', '/a b']) {
+      await assert.rejects(startIdp({ port: 0, issuerPath }), TypeError, issuerPath)
+    }
+  })
+
   it('rejects unknown keys, bad grants, unknown role targets and broken syntax', async () => {
     const cases: [unknown, string][] = [
       [{ users: [{ username: 'a', password: 'a', mail: 'x' }] }, 'users[0].mail'],

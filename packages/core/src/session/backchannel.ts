@@ -18,6 +18,16 @@ export const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-lo
 /** A logout token older than this is refused; its `jti` is remembered at least this long. */
 const MAX_TOKEN_AGE_S = 600
 const MAX_REMEMBERED_JTI = 10_000
+/**
+ * `logout+jwt` (Back-Channel Logout 1.0 §2.4) or plain `JWT`, which many providers send: the
+ * claims (`events` required, `nonce` forbidden) are what tell a logout token from an ID token.
+ */
+const LOGOUT_TOKEN_TYPES: ReadonlySet<string> = new Set([
+  'logout+jwt',
+  'application/logout+jwt',
+  'jwt',
+  'application/jwt',
+])
 
 export interface LogoutTarget {
   readonly sid: string | undefined
@@ -92,11 +102,7 @@ export class LogoutTokenVerifier {
     } catch (error) {
       throw invalid('The logout token is malformed.', undefined, error)
     }
-    if (
-      header.typ !== undefined &&
-      header.typ.toLowerCase() !== 'logout+jwt' &&
-      header.typ.toLowerCase() !== 'application/logout+jwt'
-    ) {
+    if (header.typ !== undefined && !LOGOUT_TOKEN_TYPES.has(header.typ.toLowerCase())) {
       throw invalid('The logout token has the wrong type.', 'typ')
     }
     const keys = await this.#keys()

@@ -22,7 +22,7 @@ export function createBearerFor(
   const expert = options.expert ?? {}
   return createBearerAuthenticator({
     ...options,
-    issuer: config.issuer.href,
+    issuer: config.issuer,
     clientId: config.clientId,
     realm: config.realm,
     ...(config.roles === undefined ? {} : { roles: config.roles }),

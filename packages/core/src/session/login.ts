@@ -41,7 +41,7 @@ export async function login(
 
   // Third-party-initiated login (OIDC Core §4) is accepted only from our own provider.
   const issuers = url.searchParams.getAll('iss')
-  if (issuers.length > 1 || (issuers.length === 1 && issuers[0] !== config.issuer.href)) {
+  if (issuers.length > 1 || (issuers.length === 1 && issuers[0] !== config.issuer)) {
     return pageResponse(
       400,
       {

@@ -89,7 +89,8 @@ export interface SessionAuthOptionsBase<Roles, Bearer> {
 }
 
 export interface ResolvedSessionConfig<Roles, Bearer> {
-  readonly issuer: URL
+  /** The issuer exactly as configured: compared character for character with `iss` and discovery. */
+  readonly issuer: string
   readonly clientId: string
   readonly clientSecret: string
   /** Origin only, no trailing slash. */
@@ -160,7 +161,8 @@ export function resolveOptions<Roles, Bearer>(
   const expert = options.expert ?? {}
   const allowHttpIssuer = expert.allowInsecureIssuer === true
 
-  const issuer = parseUrl(requiredString(options.issuer, 'issuer'), 'issuer')
+  const issuerText = requiredString(options.issuer, 'issuer')
+  const issuer = parseUrl(issuerText, 'issuer')
   if (issuer.protocol !== 'https:' && issuer.protocol !== 'http:') {
     fail('createSessionAuth: issuer must be an https URL')
   }
@@ -317,7 +319,7 @@ export function resolveOptions<Roles, Bearer>(
 
   const origin = publicUrl.origin
   return Object.freeze({
-    issuer,
+    issuer: issuerText,
     clientId,
     clientSecret,
     publicUrl: origin,

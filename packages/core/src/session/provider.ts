@@ -13,7 +13,8 @@ const METADATA_MAX_AGE_MS = 60 * 60 * 1000
 export const PROVIDER_RETRY_AFTER_S = 10
 
 export interface ProviderSettings {
-  readonly issuer: URL
+  /** The issuer exactly as configured. */
+  readonly issuer: string
   readonly fetch: typeof fetch | undefined
   readonly httpTimeoutMs: number
   readonly allowHttp: boolean
@@ -89,9 +90,12 @@ export class Provider {
   #refresh(): Promise<oauth.AuthorizationServer> {
     const run = async (): Promise<oauth.AuthorizationServer> => {
       try {
-        const response = await oauth.discoveryRequest(this.#settings.issuer, this.requestOptions())
-        // processDiscoveryResponse refuses metadata whose issuer differs from the configured one.
-        const metadata = await oauth.processDiscoveryResponse(this.#settings.issuer, response)
+        const issuer = this.#settings.issuer
+        const response = await oauth.discoveryRequest(new URL(issuer), this.requestOptions())
+        const metadata = await oauth.processDiscoveryResponse(new URL(issuer), response)
+        // oauth4webapi compares issuers as parsed URLs, where `https://host` and `https://host/`
+        // are one; tokens carry the string, so the string must match exactly (Discovery §4.3).
+        if (metadata.issuer !== issuer) throw new IssuerMismatchError(issuer, metadata.issuer)
         this.#metadata = metadata
         this.#fetchedAt = this.#settings.now()
         return metadata
@@ -110,6 +114,19 @@ export class Provider {
     }
     this.#pending = run()
     return this.#pending
+  }
+}
+
+/** The discovery document names an issuer that is not, character for character, the configured one. */
+export class IssuerMismatchError extends Error {
+  override readonly name = 'IssuerMismatchError'
+  constructor(
+    readonly configured: string,
+    readonly discovered: string,
+  ) {
+    super(
+      `The discovery document names the issuer ${JSON.stringify(discovered)}, not the configured ${JSON.stringify(configured)}.`,
+    )
   }
 }
 

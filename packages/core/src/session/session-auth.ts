@@ -53,7 +53,7 @@ class SessionAuthImpl implements SessionAuth {
     this.prefix = config.prefix
     this.logoutUrl = `${config.publicUrl}${config.prefix}/logout`
     const logoutTokens = new LogoutTokenVerifier(context.provider, {
-      issuer: config.issuer.href,
+      issuer: config.issuer,
       clientId: config.clientId,
       fetch: config.fetch,
       timeoutMs: config.httpTimeoutMs,

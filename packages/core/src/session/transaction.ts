@@ -44,7 +44,7 @@ export async function sealTransaction(
       n: transaction.nonce,
       cv: transaction.verifier,
       r: transaction.returnTo,
-      iss: config.issuer.href,
+      iss: config.issuer,
       t: config.now(),
     },
     TX_PURPOSE,
@@ -94,6 +94,6 @@ export async function openTransaction(
   ) {
     return undefined
   }
-  if (!safeEqual(s, state) || iss !== config.issuer.href) return undefined
+  if (!safeEqual(s, state) || iss !== config.issuer) return undefined
   return { state: s, nonce: n, verifier: cv, returnTo: safeReturnTo(r), issuer: iss }
 }

@@ -153,6 +153,31 @@ describe('back-channel logout', () => {
     assert.equal((await auth.authenticate(cookieRequest(other))).subject, 'alice')
   })
 
+  it('B22 a logout token typed JWT (as many providers send) ends the session; its claims tell it apart', async () => {
+    const browser = await loggedIn()
+    const sid = await sidOf(browser)
+    // An ID token of the same session, typed JWT too, is refused: it has a nonce and no event.
+    const idTokenLike = await t.sign(
+      { ...logoutClaims({ sid }), events: undefined, nonce: 'n' },
+      { typ: 'JWT' },
+    )
+    assert.equal((await postLogout(auth, idTokenLike))?.status, 400)
+    assert.equal((await auth.authenticate(cookieRequest(browser))).subject, 'alice')
+    for (const typ of ['JWT', 'application/jwt']) {
+      const other = await loggedIn()
+      const otherSid = await sidOf(other)
+      const response = await postLogout(
+        auth,
+        await t.sign(logoutClaims({ sid: otherSid }), { typ }),
+      )
+      assert.equal(response?.status, 200, typ)
+      await assert.rejects(auth.authenticate(cookieRequest(other)), { code: 'session_missing' })
+    }
+    const response = await postLogout(auth, await t.sign(logoutClaims({ sid }), { typ: 'JWT' }))
+    assert.equal(response?.status, 200)
+    await assert.rejects(auth.authenticate(cookieRequest(browser)), { code: 'session_missing' })
+  })
+
   it('B22 a logout token with only sub ends every session of that user', async () => {
     const a = await loggedIn(auth, 'bob')
     const b = await loggedIn(auth, 'bob')
@@ -233,7 +258,8 @@ describe('back-channel logout', () => {
       ['no iat', await t.sign(logoutClaims({ sid, iat: undefined }))],
       ['no jti', await t.sign(logoutClaims({ sid, jti: undefined }))],
       ['expired', await t.sign(logoutClaims({ sid, iat: now - 600, exp: now - 300 }))],
-      ['typ JWT', await t.sign(logoutClaims({ sid }), { typ: 'JWT' })],
+      ['typ at+jwt', await t.sign(logoutClaims({ sid }), { typ: 'at+jwt' })],
+      ['typ secevent+jwt', await t.sign(logoutClaims({ sid }), { typ: 'secevent+jwt' })],
       ['replayed jti', replayed],
       ['no logout_token', undefined],
     ]

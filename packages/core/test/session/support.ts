@@ -54,6 +54,7 @@ export async function startTestIdp(
     clients?: IdpClientConfig[]
     users?: IdpUserConfig[]
     backchannelUri?: string
+    issuerPath?: string
   } = {},
 ): Promise<TestIdp> {
   const dir = await mkdtemp(join(tmpdir(), 'ssokit-session-'))
@@ -78,6 +79,7 @@ export async function startTestIdp(
       clients: [...(DEFAULT_IDP_CONFIG.clients ?? []), webApp, ...(options.clients ?? [])],
     },
     ...(options.accessTokenTtl === undefined ? {} : { accessTokenTtl: options.accessTokenTtl }),
+    ...(options.issuerPath === undefined ? {} : { issuerPath: options.issuerPath }),
   })
   return {
     idp,
