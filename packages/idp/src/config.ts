@@ -2,6 +2,9 @@ import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 
+/** How access tokens look: Keycloak's (`typ: JWT`, type "Bearer") or RFC 9068's (`at+jwt`). */
+export type TokenStyle = 'keycloak' | 'rfc9068'
+
 /** A grant a client may use, by its short name. */
 export type IdpGrantType =
   'authorization_code' | 'refresh_token' | 'client_credentials' | 'device_code' | 'token_exchange'

@@ -15,12 +15,13 @@ import {
   type IdpConfig,
   type ResolvedClient,
   type ResolvedIdpConfig,
+  type TokenStyle,
 } from './config.js'
 import { generateSigningKey, loadOrCreateKeys, saveKeys, type SigningJwk } from './keys.js'
 import { errorPage, loginPage, PAGE_HEADERS } from './pages.js'
-import { createProvider, grantConsent, Realm, type TokenStyle } from './provider.js'
+import { createProvider, grantConsent, Realm } from './provider.js'
 
-export type { TokenStyle } from './provider.js'
+export type { TokenStyle } from './config.js'
 
 export interface IdpOptions {
   /** Interface to listen on. Default `127.0.0.1`. */

@@ -19,6 +19,7 @@ import {
   type ResolvedClient,
   type ResolvedIdpConfig,
   type ResolvedUser,
+  type TokenStyle,
 } from './config.js'
 import { MemoryAdapter, MemoryStore } from './adapter.js'
 import { publicJwk, type SigningJwk } from './keys.js'
@@ -39,8 +40,6 @@ const RESOURCE_SCOPE = 'openid profile email offline_access'
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange'
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token'
 const REFRESH_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:refresh_token'
-
-export type TokenStyle = 'keycloak' | 'rfc9068'
 
 let loading: Promise<OidcProviderModule> | undefined
 
