@@ -42,7 +42,8 @@ export function run(command: string, args: readonly string[], cwd: string): Prom
   const child = spawn(command, args, { cwd, env: outsideEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
   started.add(child)
   const done = finished(child)
-  void done.finally(() => started.delete(child))
+  const forget = () => started.delete(child)
+  void done.then(forget, forget)
   return done
 }
 
@@ -79,7 +80,8 @@ export async function startServer(
   const child = spawn(command, args, { cwd, env: outsideEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
   started.add(child)
   const exited = finished(child)
-  void exited.finally(() => started.delete(child))
+  const forget = () => started.delete(child)
+  void exited.then(forget, forget)
   let stdout = ''
   let stderr = ''
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))

@@ -143,6 +143,35 @@ describe('release: packed tarballs installed outside the workspace', () => {
     for (const [i, result] of (await attw).entries()) ok(result, `attw ${tarballs[i] ?? ''}`)
   })
 
+  it('publishes with provenance, every package after the packages it depends on', async () => {
+    const plan = await run(
+      process.execPath,
+      [join(ROOT, 'scripts/publish.mjs'), '--dry-run', '--from', join(base, 'tarballs')],
+      ROOT,
+    )
+    ok(plan, 'publish --dry-run')
+    const lines = plan.stdout.trim().split('\n')
+    const order = lines.map((line) => {
+      const found =
+        /^npm publish \S+\/ssokit-([a-z]+)-[^/ ]+\.tgz --provenance --access public$/.exec(line)
+      assert.ok(found, line)
+      return `@ssokit/${found[1] ?? ''}`
+    })
+    for (const name of await readdir(join(ROOT, 'packages'))) {
+      const manifest = JSON.parse(
+        await readFile(join(ROOT, 'packages', name, 'package.json'), 'utf8'),
+      ) as { name: string; dependencies?: Record<string, string> }
+      assert.ok(order.includes(manifest.name), manifest.name)
+      for (const dependency of Object.keys(manifest.dependencies ?? {})) {
+        if (!dependency.startsWith('@ssokit/')) continue
+        assert.ok(
+          order.indexOf(dependency) < order.indexOf(manifest.name),
+          `${dependency} before ${manifest.name}`,
+        )
+      }
+    }
+  })
+
   it('ships compiled files only, with no development condition', async () => {
     for (const name of await readdir(join(project, 'node_modules/@ssokit'))) {
       const dir = join(project, 'node_modules/@ssokit', name)
