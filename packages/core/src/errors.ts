@@ -30,6 +30,18 @@ export const ERROR_STATUS = {
   login_loop: 429,
   /** A back-channel logout token failed validation: 400. */
   logout_token_invalid: 400,
+  /** The provider refused this application's credentials at its token endpoint (`invalid_client`): 502. */
+  client_auth_failed: 502,
+  /** The provider does not let this client use the grant (`unauthorized_client`): 502. */
+  client_unauthorized: 502,
+  /** The provider refused the code or refresh token (`invalid_grant`): 400. */
+  grant_invalid: 400,
+  /** The provider found the token request malformed (`invalid_request`): 502. */
+  token_request_invalid: 502,
+  /** The provider refused the scopes asked for (`invalid_scope`): 502. */
+  scope_invalid: 502,
+  /** Any other refusal of the token endpoint (`unsupported_grant_type`, ...): 502. */
+  token_request_refused: 502,
 } as const satisfies Record<string, number>
 
 export type SsoErrorCode = keyof typeof ERROR_STATUS

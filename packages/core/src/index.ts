@@ -10,13 +10,19 @@ export type {
   VerifierOptions,
 } from './verify/verifier.js'
 export type { RoleSource, TokenTypePolicy } from './verify/claims.js'
-export type { VerifierEvent, VerifierEventHandler } from './verify/events.js'
+export type {
+  SsoEvent,
+  SsoEventHandler,
+  VerifierEvent,
+  VerifierEventHandler,
+} from './verify/events.js'
 export { SIGNING_ALGORITHMS, type SigningAlgorithm } from './verify/algorithms.js'
 export {
   bearerRejection,
   createBearerAuthenticator,
   readBearerToken,
   requireRoles,
+  type BearerAuthenticator,
   type BearerAuthenticatorOptions,
 } from './verify/bearer.js'
 export {

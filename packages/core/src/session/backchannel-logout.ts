@@ -3,6 +3,7 @@
  * sessions it ended; they end here too, by `sid`, or by subject through a logout mark.
  */
 import { isSsoError } from '../errors.js'
+import type { EventSink } from '../verify/events.js'
 import type { LogoutTokenVerifier } from './backchannel.js'
 import type { SessionConfig } from './context.js'
 import { decodeLogoutMark, encodeLogoutMark, logoutMarkId } from './record.js'
@@ -14,6 +15,7 @@ export async function backchannelLogout(
   config: SessionConfig,
   logoutTokens: LogoutTokenVerifier,
   request: Request,
+  events: EventSink,
 ): Promise<Response> {
   const headers = { 'cache-control': 'no-store', 'content-type': 'application/json' }
   const answer = (status: number, body: unknown, extra: Record<string, string> = {}): Response =>
@@ -36,7 +38,17 @@ export async function backchannelLogout(
     else if (target.sub !== undefined) await markLoggedOut(config, target.sub, target.iat)
     return answer(200, undefined)
   } catch (error) {
-    if (isSsoError(error) && error.code === 'logout_token_invalid') return bad()
+    if (isSsoError(error) && error.code === 'logout_token_invalid') {
+      // A provider whose logout tokens are all refused leaves sessions alive after logout.
+      events.warnOnce(`logout-token:${error.message}`, {
+        type: 'logout_token_rejected',
+        level: 'warn',
+        message: `A back-channel logout token was refused: ${error.message}`,
+        reason: error.claim,
+        code: error.code,
+      })
+      return bad()
+    }
     const retryAfter = retryAfterOf(error, STORE_RETRY_AFTER_S)
     const code =
       isSsoError(error) && error.code === 'provider_unavailable'

@@ -2,9 +2,9 @@
  * The bearer half of a session authenticator: scripts and API clients send
  * `Authorization: Bearer <token>` to the same routes browsers reach with a cookie.
  */
-import type { Authenticator } from '../authenticator.js'
 import type { RoleSource } from '../verify/claims.js'
-import { createBearerAuthenticator } from '../verify/bearer.js'
+import { createBearerAuthenticator, type BearerAuthenticator } from '../verify/bearer.js'
+import type { SsoEventHandler } from '../verify/events.js'
 import type { VerifierOptions } from '../verify/verifier.js'
 import type { ResolvedSessionConfig } from './options.js'
 
@@ -16,12 +16,14 @@ export type SessionBearerOptions = Omit<VerifierOptions, 'issuer' | 'clientId' |
 
 export function createBearerFor(
   config: ResolvedSessionConfig<RoleSource, SessionBearerOptions>,
-): Authenticator {
+  onEvent: SsoEventHandler,
+): BearerAuthenticator {
   const options: SessionBearerOptions =
     config.bearer === false || config.bearer === undefined ? {} : config.bearer
   const expert = options.expert ?? {}
   return createBearerAuthenticator({
     ...options,
+    onEvent: options.onEvent ?? onEvent,
     issuer: config.issuer,
     clientId: config.clientId,
     realm: config.realm,

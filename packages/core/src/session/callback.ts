@@ -2,7 +2,8 @@
  * `GET <prefix>/callback`: refuses malformed or unsolicited responses, finds the browser's own
  * transaction, and hands a matching response to the code exchange.
  */
-import { isSsoError } from '../errors.js'
+import { isSsoError, type SsoErrorCode } from '../errors.js'
+import { loggable } from '../verify/events.js'
 import { completeLogin } from './complete-login.js'
 import {
   clearCookie,
@@ -23,7 +24,37 @@ const UNEXPECTED_CALLBACK_PARAMS = [
   'refresh_token',
   'response',
 ]
+/** Authorization errors (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6) that come from the user's side. */
+const USER_ERRORS = new Set([
+  'access_denied',
+  'login_required',
+  'consent_required',
+  'interaction_required',
+  'account_selection_required',
+  'temporarily_unavailable',
+])
 const STATE_SHAPE = /^[A-Za-z0-9_-]{32,128}$/
+
+const TOKEN_REFUSALS: ReadonlySet<SsoErrorCode> = new Set([
+  'client_auth_failed',
+  'client_unauthorized',
+  'grant_invalid',
+  'token_request_invalid',
+  'scope_invalid',
+  'token_request_refused',
+])
+
+function reportFailure(context: SessionContext, failure: LoginFailure): void {
+  const { log } = failure
+  context.events.emit({
+    type: TOKEN_REFUSALS.has(failure.code) ? 'token_request_failed' : 'login_failed',
+    level: log.level,
+    message: log.message ?? `A sign-in failed: ${failure.message}`,
+    reason: log.reason,
+    code: failure.code,
+    url: log.url,
+  })
+}
 
 export async function callback(
   context: SessionContext,
@@ -59,9 +90,22 @@ export async function callback(
     // started is anyone's link, and its text is the sender's, not the provider's.
     if (providerError !== null && transaction !== undefined) {
       const description = params.get('error_description')
-      throw new LoginFailure(400, 'The identity provider did not sign you in.', [
-        `Reason given by the provider: ${providerError}${description === null ? '' : ` (${description})`}`,
-      ])
+      const given = `${providerError}${description === null ? '' : ` (${description})`}`
+      throw new LoginFailure(
+        400,
+        'The identity provider did not sign you in.',
+        [`Reason given by the provider: ${given}`],
+        {
+          log: {
+            // The user's own choices (cancelled, no account) are not the application's mistakes.
+            level: USER_ERRORS.has(providerError) ? 'info' : 'warn',
+            reason: loggable(providerError),
+            message: `The identity provider sent the browser back with an error: ${
+              loggable(given, 200) ?? ''
+            }.`,
+          },
+        },
+      )
     }
     if (transaction === undefined) {
       // A reload of a finished callback, or a response this browser never asked for.
@@ -87,6 +131,7 @@ export async function callback(
     return await completeLogin(context, transaction, params, headers, cookies)
   } catch (error) {
     if (error instanceof LoginFailure) {
+      reportFailure(context, error)
       if (error.retryAfter !== undefined) headers.set('retry-after', String(error.retryAfter))
       return pageResponse(
         error.status,

@@ -5,8 +5,10 @@
  */
 import * as oauth from 'oauth4webapi'
 
-import { isSsoError } from '../errors.js'
+import { ERROR_STATUS, isSsoError } from '../errors.js'
+import { loggable, loggableUrl } from '../verify/events.js'
 import type { CookieJar } from './cookies.js'
+import { providerText, tokenEndpointError, type TokenEndpointError } from './diagnostics.js'
 import { nowS, SESSION_PURPOSE, setCookie, type SessionContext } from './context.js'
 import { LoginFailure } from './login-failure.js'
 import { loginAttempts, loopCookie } from './login-loop.js'
@@ -14,6 +16,7 @@ import { isTransient, PROVIDER_RETRY_AFTER_S, unavailable } from './provider.js'
 import { encodeRecord, RECORD_VERSION, type SessionRecord } from './record.js'
 import { randomId } from './seal.js'
 import { asStoreError } from './store-errors.js'
+import { tokenRefusal } from './token-refusal.js'
 import { accessTiming, checkSignature, decodeClaims } from './tokens.js'
 import type { Transaction } from './transaction.js'
 
@@ -25,6 +28,36 @@ function providerDown(message: string, cause: unknown): LoginFailure {
     cause,
     retryAfter: PROVIDER_RETRY_AFTER_S,
   })
+}
+
+/** The page and the log line of a code exchange the token endpoint refused. */
+function refusedLogin(
+  context: SessionContext,
+  metadata: oauth.AuthorizationServer,
+  answer: TokenEndpointError,
+  cause: unknown,
+): LoginFailure {
+  const { config } = context
+  const refusal = tokenRefusal(answer)
+  const said = providerText(answer.description, [config.clientSecret, ...config.secrets])
+  const given = `${answer.error}${said === undefined ? '' : ` (${said})`}`
+  const url =
+    metadata.token_endpoint === undefined ? undefined : loggableUrl(metadata.token_endpoint)
+  return new LoginFailure(
+    ERROR_STATUS[refusal.code],
+    refusal.page,
+    [refusal.advice, `Reason given by the provider: ${given}`],
+    {
+      cause,
+      code: refusal.code,
+      log: {
+        level: refusal.level,
+        reason: answer.error,
+        url,
+        message: `The token endpoint${url === undefined ? '' : ` ${url}`} refused the code exchange with ${given}. ${refusal.check}`,
+      },
+    },
+  )
 }
 
 export async function completeLogin(
@@ -78,8 +111,17 @@ export async function completeLogin(
     if ((isSsoError(error) && error.code === 'provider_unavailable') || isTransient(error)) {
       throw providerDown('The identity provider did not answer in time.', error)
     }
+    const answer = tokenEndpointError(error)
+    if (answer !== undefined) throw refusedLogin(context, metadata, answer, error)
     throw new LoginFailure(400, 'The identity provider’s answer did not pass validation.', [], {
       cause: error,
+      log: {
+        level: 'warn',
+        reason: error instanceof oauth.OperationProcessingError ? error.code : 'validation',
+        message: `The identity provider’s answer to the code exchange did not pass validation: ${
+          (error instanceof Error ? loggable(error.message, 200) : undefined) ?? 'unknown reason'
+        }.`,
+      },
     })
   }
   // No other audience is trusted alongside this client (OIDC Core §3.1.3.7 step 3).

@@ -5,6 +5,7 @@
 import * as oauth from 'oauth4webapi'
 
 import type { RoleSource } from '../verify/claims.js'
+import type { EventSink } from '../verify/events.js'
 import type { SessionBearerOptions } from './bearer.js'
 import { expireCookie, parseCookies, serializeCookie, type CookieJar } from './cookies.js'
 import type { ResolvedSessionConfig } from './options.js'
@@ -23,9 +24,11 @@ export interface SessionContext {
   readonly provider: Provider
   readonly client: oauth.Client
   readonly clientAuth: oauth.ClientAuth
+  /** Where failures and recoveries are reported: the `onEvent` hook, or stderr. */
+  readonly events: EventSink
 }
 
-export function createContext(config: SessionConfig): SessionContext {
+export function createContext(config: SessionConfig, events: EventSink): SessionContext {
   return Object.freeze({
     config,
     keyring: new Keyring(config.secrets),
@@ -35,9 +38,11 @@ export function createContext(config: SessionConfig): SessionContext {
       httpTimeoutMs: config.httpTimeoutMs,
       allowHttp: config.allowHttpIssuer,
       now: config.now,
+      events,
     }),
     client: { client_id: config.clientId, id_token_signed_response_alg: 'RS256' },
     clientAuth: oauth.ClientSecretBasic(config.clientSecret),
+    events,
   })
 }
 

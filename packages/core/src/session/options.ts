@@ -3,6 +3,7 @@
  * holds can change a running instance. Every mistake is an `SsoTypeError` at construction.
  */
 import { SsoTypeError } from '../errors.js'
+import type { SsoEventHandler } from '../verify/events.js'
 import { MemorySessionStore } from './memory-store.js'
 import type { SessionStore } from './store.js'
 
@@ -85,6 +86,13 @@ export interface SessionAuthOptionsBase<Roles, Bearer> {
   /** Bearer tokens on the same routes: `false` for sessions only. Default: tokens for `clientId`. */
   readonly bearer?: false | Bearer
   readonly cookies?: SessionCookieOptions
+  /**
+   * Receives what goes wrong and what recovers: a provider that refuses this application, discovery
+   * or key failures, store outages, failed sign-ins, and the bearer side's events (unless
+   * `bearer.onEvent` is given). Never receives tokens, cookies or secrets. Default: warnings and
+   * errors are printed to stderr, each cause once every few minutes.
+   */
+  readonly onEvent?: SsoEventHandler
   readonly expert?: SessionExpertOptions
 }
 
@@ -117,6 +125,7 @@ export interface ResolvedSessionConfig<Roles, Bearer> {
   readonly fetch: typeof fetch | undefined
   readonly httpTimeoutMs: number
   readonly allowHttpIssuer: boolean
+  readonly onEvent: SsoEventHandler | undefined
 }
 
 function fail(message: string, code?: SsoTypeError['code']): never {
@@ -308,6 +317,8 @@ export function resolveOptions<Roles, Bearer>(
     fail('createSessionAuth: bearer must be false or verifier options', 'ERR_INVALID_ARG_TYPE')
   }
 
+  if (options.onEvent !== undefined && typeof options.onEvent !== 'function')
+    fail('createSessionAuth: onEvent must be a function', 'ERR_INVALID_ARG_TYPE')
   if (expert.fetch !== undefined && typeof expert.fetch !== 'function')
     fail('createSessionAuth: expert.fetch must be a function', 'ERR_INVALID_ARG_TYPE')
   if (expert.now !== undefined && typeof expert.now !== 'function')
@@ -345,5 +356,6 @@ export function resolveOptions<Roles, Bearer>(
     fetch: expert.fetch,
     httpTimeoutMs: httpTimeout * 1000,
     allowHttpIssuer: issuer.protocol === 'http:',
+    onEvent: options.onEvent,
   })
 }

@@ -6,6 +6,8 @@
 import * as oauth from 'oauth4webapi'
 
 import { SsoError } from '../errors.js'
+import type { EventSink } from '../verify/events.js'
+import { discoveryProblem, type ProviderProblem } from './diagnostics.js'
 
 /** How long discovery metadata is trusted before it is read again. */
 const METADATA_MAX_AGE_MS = 60 * 60 * 1000
@@ -20,6 +22,8 @@ export interface ProviderSettings {
   readonly allowHttp: boolean
   /** The clock deciding when metadata is stale, in ms since the epoch. */
   readonly now: () => number
+  /** Where a failed discovery (and its recovery) is reported. */
+  readonly events: EventSink
 }
 
 export type RequestOptions = oauth.HttpRequestOptions<'GET' | 'POST', unknown> &
@@ -30,6 +34,8 @@ export class Provider {
   #metadata: oauth.AuthorizationServer | undefined
   #fetchedAt = 0
   #failedAt = 0
+  /** Why the last discovery failed, until one succeeds. */
+  #problem: ProviderProblem | undefined
   #pending: Promise<oauth.AuthorizationServer> | undefined
   /** Shared JWKS cache for ID token signature checks. */
   #jwksCache: oauth.JWKSCacheInput = {}
@@ -87,6 +93,47 @@ export class Provider {
     return this.#refresh()
   }
 
+  /**
+   * Reads the discovery document now (unless a good copy is fresh), for `ready()`: rejects with
+   * `provider_unavailable` whose message names the cause.
+   */
+  async check(): Promise<oauth.AuthorizationServer> {
+    const now = this.#settings.now()
+    if (this.#metadata && now - this.#fetchedAt <= METADATA_MAX_AGE_MS) return this.#metadata
+    try {
+      const metadata = await (this.#pending ?? this.#refresh())
+      // A stale copy kept after a failed re-read does not prove the provider answers.
+      if (this.#problem === undefined) return metadata
+    } catch {
+      // The cause is in #problem.
+    }
+    throw this.#unavailable()
+  }
+
+  #unavailable(): SsoError {
+    const problem = this.#problem
+    return new SsoError(
+      'provider_unavailable',
+      problem === undefined ? 'The identity provider cannot be reached.' : problem.message,
+      {
+        cause: problem === undefined ? undefined : { reason: problem.reason },
+        retryAfter: PROVIDER_RETRY_AFTER_S,
+      },
+    )
+  }
+
+  #report(error: unknown): void {
+    const problem = discoveryProblem(error, this.#settings.issuer)
+    this.#problem = problem
+    this.#settings.events.problem('discovery', problem.reason, {
+      type: 'discovery_failed',
+      level: problem.level,
+      message: problem.message,
+      reason: problem.reason,
+      url: problem.url,
+    })
+  }
+
   #refresh(): Promise<oauth.AuthorizationServer> {
     const run = async (): Promise<oauth.AuthorizationServer> => {
       try {
@@ -98,10 +145,17 @@ export class Provider {
         if (metadata.issuer !== issuer) throw new IssuerMismatchError(issuer, metadata.issuer)
         this.#metadata = metadata
         this.#fetchedAt = this.#settings.now()
+        this.#problem = undefined
+        this.#settings.events.resolve('discovery', {
+          type: 'provider_recovered',
+          level: 'info',
+          message: 'The identity provider’s discovery document can be read again.',
+        })
         return metadata
       } catch (error) {
         const now = this.#settings.now()
         this.#failedAt = now
+        this.#report(error)
         if (this.#metadata) {
           // Keep the last good copy; try again after the retry delay rather than the full age.
           this.#fetchedAt = now - METADATA_MAX_AGE_MS + PROVIDER_RETRY_AFTER_S * 1000

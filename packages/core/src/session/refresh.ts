@@ -7,8 +7,10 @@ import * as oauth from 'oauth4webapi'
 import { isSsoError } from '../errors.js'
 import type { SessionRejections } from './challenge.js'
 import type { SessionContext } from './context.js'
+import { providerText, tokenEndpointError, type TokenEndpointError } from './diagnostics.js'
 import { isTransient, unavailable } from './provider.js'
 import { decodeRecord, writeRecord, type SessionRecord } from './record.js'
+import { tokenRefusal } from './token-refusal.js'
 import { accessTiming, checkSignature, decodeClaims } from './tokens.js'
 
 /** After a transient refresh failure, the session is served without retrying for this long. */
@@ -104,6 +106,22 @@ export class SessionRefresher {
     return record
   }
 
+  /** A refusal that is not the end of one session: this application's registration is wrong. */
+  #reportRefusal(answer: TokenEndpointError): void {
+    const { config, events } = this.#context
+    const refusal = tokenRefusal(answer)
+    const said = providerText(answer.description, [config.clientSecret, ...config.secrets])
+    events.warnOnce(`refresh:${answer.error}`, {
+      type: 'token_request_failed',
+      level: refusal.level,
+      message: `The token endpoint refused a refresh with ${answer.error}${
+        said === undefined ? '' : ` (${said})`
+      }; sessions are kept until they expire. ${refusal.check}`,
+      reason: answer.error,
+      code: refusal.code,
+    })
+  }
+
   async #refreshGrant(sessionId: string, record: SessionRecord): Promise<SessionRecord> {
     const { config, provider, client, clientAuth } = this.#context
     const refreshToken = record.refreshToken
@@ -124,12 +142,22 @@ export class SessionRefresher {
       tokens = await oauth.processRefreshTokenResponse(metadata, client, response)
       if (tokens.id_token !== undefined) await checkSignature(provider, metadata, response)
     } catch (error) {
-      if (error instanceof oauth.ResponseBodyError && error.error === 'invalid_grant') {
+      const answer = tokenEndpointError(error)
+      if (answer?.error === 'invalid_grant') {
         // The provider ended the session (revoked, expired offline token): so do we.
+        this.#context.events.emit({
+          type: 'token_request_failed',
+          level: 'info',
+          message:
+            'The identity provider refused a refresh token (invalid_grant): that session ends.',
+          reason: answer.error,
+          code: 'grant_invalid',
+        })
         await config.store.delete(sessionId).catch(() => undefined)
         throw this.#rejections.missing(true, 'The session was ended by the identity provider.')
       }
-      if (!isTransient(error) && !(error instanceof oauth.ResponseBodyError)) {
+      if (answer !== undefined) this.#reportRefusal(answer)
+      if (!isTransient(error) && answer === undefined) {
         // The answer came but failed validation (a refreshed ID token for someone else, a bad
         // signature): the session's identity can no longer be vouched for.
         await config.store.delete(sessionId).catch(() => undefined)

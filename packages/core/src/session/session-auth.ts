@@ -8,6 +8,7 @@ import type { Authenticator, RouteProvider } from '../authenticator.js'
 import type { RequestLike, ResponseParts } from '../http.js'
 import type { Identity } from '../identity.js'
 import { roleReader, type RoleSource } from '../verify/claims.js'
+import { EventSink } from '../verify/events.js'
 import { LogoutTokenVerifier } from './backchannel.js'
 import { backchannelLogout } from './backchannel-logout.js'
 import { createBearerFor, type SessionBearerOptions } from './bearer.js'
@@ -18,7 +19,9 @@ import { IdentityCache } from './identity-cache.js'
 import { login } from './login.js'
 import { logout } from './logout.js'
 import { resolveOptions, type SessionAuthOptionsBase } from './options.js'
+import { Readiness } from './readiness.js'
 import { SessionRefresher } from './refresh.js'
+import { reportingStore } from './reporting-store.js'
 import { routeRequest, type SessionRoutes } from './routes.js'
 import { SessionReader } from './session-reader.js'
 
@@ -30,6 +33,14 @@ export interface SessionAuth extends Authenticator, RouteProvider {
   loginUrl(returnTo?: string): string
   /** `<publicUrl><prefix>/logout`. */
   readonly logoutUrl: string
+  /**
+   * The start-up check: reads the discovery document (its issuer must be exactly the configured
+   * one), the provider's keys and the session store, and resolves once sign-in can work. Rejects
+   * with `provider_unavailable` or `session_store_unavailable` whose message names every cause
+   * found; each cause is also logged (the `onEvent` hook, or stderr) once while it lasts, and its
+   * recovery when it clears. Call it at start-up, and from a readiness probe.
+   */
+  ready(): Promise<void>
   /** Frees the store and timers. */
   close(): Promise<void>
 }
@@ -45,9 +56,13 @@ class SessionAuthImpl implements SessionAuth {
   readonly #routes: SessionRoutes
   readonly #ownsStore: boolean
 
+  readonly #readiness: Readiness
+
   constructor(options: SessionAuthOptions) {
-    const config = resolveOptions(options)
-    const context = createContext(config)
+    const resolved = resolveOptions(options)
+    const events = new EventSink(resolved.onEvent, resolved.now)
+    const config = Object.freeze({ ...resolved, store: reportingStore(resolved.store, events) })
+    const context = createContext(config, events)
     this.#context = context
     this.realm = config.realm
     this.prefix = config.prefix
@@ -60,7 +75,9 @@ class SessionAuthImpl implements SessionAuth {
       store: config.store,
       now: config.now,
     })
-    this.#bearer = config.bearer === false ? undefined : createBearerFor(config)
+    const bearer = config.bearer === false ? undefined : createBearerFor(config, events.handler)
+    this.#bearer = bearer
+    this.#readiness = new Readiness(context, bearer)
     const identities = new IdentityCache(roleReader(config.roles ?? 'auto', config.clientId))
     this.#reader = new SessionReader(
       context,
@@ -72,13 +89,17 @@ class SessionAuthImpl implements SessionAuth {
       login: (request, url) => login(context, identities, request, url),
       callback: (request, url) => callback(context, request, url),
       logout: (request) => logout(context, identities, request),
-      backchannelLogout: (request) => backchannelLogout(config, logoutTokens, request),
+      backchannelLogout: (request) => backchannelLogout(config, logoutTokens, request, events),
     }
     this.#ownsStore = options.store === undefined
   }
 
   loginUrl(returnTo = '/'): string {
     return loginUrl(this.#context.config, returnTo)
+  }
+
+  ready(): Promise<void> {
+    return this.#readiness.check()
   }
 
   async close(): Promise<void> {

@@ -34,4 +34,10 @@ export interface SessionStore {
   lock(name: string, ttlSeconds: number): Promise<ReleaseLock | undefined>
   /** Frees connections and timers. */
   close(): Promise<void>
+  /**
+   * Optional start-up check: resolves once the store answers, or rejects with
+   * `session_store_unavailable` naming the cause (a refused password, a wrong database, TLS on
+   * one side only). Without it, `SessionAuth.ready()` reads one record instead.
+   */
+  ready?(): Promise<void>
 }

@@ -4,6 +4,17 @@ import type { RequestLike, ResponseParts } from '../http.js'
 import type { Identity } from '../identity.js'
 import { cacheLookupOf, createVerifier, type Verifier, type VerifierOptions } from './verifier.js'
 
+/** An authenticator for bearer tokens, with the start-up check of its verifier. */
+export interface BearerAuthenticator extends Authenticator {
+  /**
+   * Loads discovery and keys now and resolves once tokens can be verified; rejects with
+   * `provider_unavailable` naming the cause (a wrong issuer, a key set URL that answers 404, a
+   * provider that cannot be reached), which is also logged. Call it at start-up and from a
+   * readiness probe.
+   */
+  ready(): Promise<void>
+}
+
 export interface BearerAuthenticatorOptions extends VerifierOptions {
   /** The realm named in `WWW-Authenticate`. Default: the client id. */
   readonly realm?: string | undefined
@@ -124,7 +135,7 @@ export function bearerRejection(realm: string, error: unknown): ResponseParts {
  */
 export function createBearerAuthenticator(
   options: BearerAuthenticatorOptions | Verifier,
-): Authenticator {
+): BearerAuthenticator {
   let verifier: Verifier
   let realm: string
   if (isVerifier(options)) {
@@ -156,6 +167,7 @@ export function createBearerAuthenticator(
     reject(error: unknown, _request: RequestLike): ResponseParts {
       return bearerRejection(realm, error)
     },
+    ready: () => verifier.ready(),
   })
 }
 

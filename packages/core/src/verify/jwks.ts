@@ -3,7 +3,7 @@ import { createPublicKey, type JsonWebKey as NodeJwk, type KeyObject } from 'nod
 import { SsoError } from '../errors.js'
 import { MIN_RSA_BITS, verifyInput, type AlgorithmEntry, type VerifyKey } from './algorithms.js'
 import { isPlainObject } from './compact.js'
-import { loggable, type EventSink } from './events.js'
+import { loggable, loggableUrl, type EventSink } from './events.js'
 
 /** One usable public key from the provider's JWKS. */
 export class JwksKey {
@@ -65,12 +65,48 @@ export interface JwksCacheOptions {
 /** Bodies above this size are not a JWKS. */
 const MAX_BODY = 1_000_000
 
+/** Why the provider could not be read: a short reason and a sentence naming the URL and the fix. */
 class FetchFailure extends Error {
   readonly reason: string
-  constructor(reason: string) {
-    super(reason)
+  readonly url: string | undefined
+  constructor(reason: string, message: string, url?: string) {
+    super(message)
     this.reason = reason
+    this.url = url
   }
+}
+
+const LABEL = { discovery: 'The discovery document', jwks: 'The key set' } as const
+
+/** A network failure in words: the system error code (`ECONNREFUSED`, ...) or a timeout. */
+export function networkCause(error: unknown): string {
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError'))
+    return 'no answer in time'
+  let current: unknown = error
+  for (let depth = 0; depth < 4 && current instanceof Error; depth++) {
+    const code = (current as { code?: unknown }).code
+    if (typeof code === 'string' && /^E[A-Z_]+$/.test(code)) return code
+    current = current.cause
+  }
+  return 'network error'
+}
+
+/** What a non-200 answer most likely means, in a few words for the log line. */
+function httpHint(what: 'discovery' | 'jwks', status: number): string {
+  if (status === 404 && what === 'discovery')
+    return ': is the issuer right (the realm name, the /auth prefix of older Keycloak)?'
+  if (status === 404) return ': is jwksUri right?'
+  return ''
+}
+
+/** The log line of an issuer mismatch, with a hint for the two usual slips. */
+export function issuerMismatchMessage(url: string, found: unknown, configured: string): string {
+  const shown = typeof found === 'string' ? `"${loggable(found, 200)}"` : 'no issuer'
+  let hint = ' Set the issuer to exactly the value the provider publishes.'
+  if (typeof found === 'string' && found.replace(/\/$/, '') === configured.replace(/\/$/, '')) {
+    hint = " They differ only by a trailing slash: set the issuer to exactly the provider's value."
+  }
+  return `${LABEL.discovery} ${loggableUrl(url)} names the issuer ${shown}, not the configured "${loggable(configured, 200)}".${hint}`
 }
 
 /** The `cause` of a token rejection: a short reason for logs, never shown to clients. */
@@ -111,6 +147,8 @@ export class JwksCache {
   #nextAttemptAt = Number.NEGATIVE_INFINITY
   #failures = 0
   #lastFailed = false
+  /** The last failure, for the message of `provider_unavailable` and of `ready()`. */
+  #lastProblem: FetchFailure | undefined
   #inflight: Promise<void> | undefined
   #jwksUri: string | undefined
 
@@ -216,9 +254,17 @@ export class JwksCache {
 
   #unavailable(): SsoError {
     const wait = Math.max(1, Math.ceil((this.#nextAttemptAt - this.#options.now()) / 1000))
-    return new SsoError('provider_unavailable', 'The provider keys cannot be obtained.', {
-      retryAfter: Number.isFinite(wait) ? wait : 1,
-    })
+    const problem = this.#lastProblem
+    return new SsoError(
+      'provider_unavailable',
+      problem === undefined
+        ? 'The provider keys cannot be obtained.'
+        : `The provider keys cannot be obtained. ${problem.message}`,
+      {
+        retryAfter: Number.isFinite(wait) ? wait : 1,
+        ...(problem === undefined ? {} : { cause: { reason: problem.reason } }),
+      },
+    )
   }
 
   async #load(): Promise<void> {
@@ -230,10 +276,17 @@ export class JwksCache {
       this.#nextAttemptAt = now() + cooldownMs
       this.#failures = 0
       this.#lastFailed = false
+      this.#lastProblem = undefined
       events.emit({
         type: 'jwks_refreshed',
         level: 'info',
         message: 'Signing keys loaded.',
+        count: keys.length,
+      })
+      events.resolve('jwks', {
+        type: 'provider_recovered',
+        level: 'info',
+        message: 'The provider keys can be loaded again.',
         count: keys.length,
       })
     } catch (error) {
@@ -243,15 +296,21 @@ export class JwksCache {
       const backoff = Math.min(cooldownMs, 1000 * 2 ** Math.min(this.#failures - 1, 16))
       // From the end of the attempt: one that hung until the timeout must not be retried at once.
       this.#nextAttemptAt = now() + backoff * (0.75 + Math.random() * 0.25)
-      const reason = error instanceof FetchFailure ? error.reason : 'network'
-      events.warnOnce(`jwks:${reason}`, {
+      const failure =
+        error instanceof FetchFailure
+          ? error
+          : new FetchFailure('network', 'The provider keys could not be read.')
+      this.#lastProblem = failure
+      const reason = failure.reason
+      const kept = this.#keys === undefined ? '' : ' Cached keys stay in use.'
+      // A 4xx or a wrong document does not heal by itself: a configuration mistake.
+      const mistake = !/_unreachable$|_http_5\d\d$/.test(reason) && reason !== 'network'
+      events.problem('jwks', reason, {
         type: reason.startsWith('discovery') ? 'discovery_failed' : 'jwks_refresh_failed',
-        level: reason === 'discovery_issuer_mismatch' ? 'error' : 'warn',
-        message:
-          reason === 'discovery_issuer_mismatch'
-            ? 'The discovery document names a different issuer than the one configured.'
-            : 'The provider keys could not be refreshed; cached keys stay in use.',
+        level: mistake ? 'error' : 'warn',
+        message: `${failure.message}${kept}`,
         reason,
+        url: failure.url,
       })
     }
   }
@@ -271,7 +330,15 @@ export class JwksCache {
     }
   }
 
-  async #getJson(url: string, what: string): Promise<unknown> {
+  async #getJson(url: string, what: 'discovery' | 'jwks'): Promise<unknown> {
+    const shown = loggableUrl(url)
+    const label = `${LABEL[what]} ${shown}`
+    const unreachable = (error: unknown): FetchFailure =>
+      new FetchFailure(
+        `${what}_unreachable`,
+        `${label} cannot be fetched (${networkCause(error)}): is the provider reachable from here?`,
+        shown,
+      )
     let response: Response
     try {
       response = await this.#options.fetch(url, {
@@ -279,29 +346,34 @@ export class JwksCache {
         redirect: 'error',
         signal: AbortSignal.timeout(this.#options.timeoutMs),
       })
-    } catch {
-      throw new FetchFailure(`${what}_unreachable`)
+    } catch (error) {
+      throw unreachable(error)
     }
     if (response.status !== 200) {
       await response.body?.cancel().catch(() => undefined)
-      throw new FetchFailure(`${what}_http_${response.status}`)
+      throw new FetchFailure(
+        `${what}_http_${response.status}`,
+        `${label} answered HTTP ${response.status}${httpHint(what, response.status)}`,
+        shown,
+      )
     }
+    const tooLarge = new FetchFailure(`${what}_too_large`, `${label} is too large.`, shown)
     const declared = Number(response.headers.get('content-length') ?? '0')
     if (declared > MAX_BODY) {
       await response.body?.cancel().catch(() => undefined)
-      throw new FetchFailure(`${what}_too_large`)
+      throw tooLarge
     }
     let text: string
     try {
       text = await response.text()
-    } catch {
-      throw new FetchFailure(`${what}_unreachable`)
+    } catch (error) {
+      throw unreachable(error)
     }
-    if (text.length > MAX_BODY) throw new FetchFailure(`${what}_too_large`)
+    if (text.length > MAX_BODY) throw tooLarge
     try {
       return JSON.parse(text)
     } catch {
-      throw new FetchFailure(`${what}_malformed`)
+      throw new FetchFailure(`${what}_malformed`, `${label} is not JSON.`, shown)
     }
   }
 
@@ -309,12 +381,30 @@ export class JwksCache {
     const { issuer, checkUrl } = this.#options
     const url = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`
     const metadata = await this.#getJson(url, 'discovery')
-    if (!isPlainObject(metadata)) throw new FetchFailure('discovery_malformed')
+    const shown = loggableUrl(url)
+    if (!isPlainObject(metadata))
+      throw new FetchFailure(
+        'discovery_malformed',
+        `${LABEL.discovery} ${shown} is not a JSON object.`,
+        shown,
+      )
     // OpenID Connect Discovery §4.3: the document must name exactly the configured issuer.
-    if (metadata.issuer !== issuer) throw new FetchFailure('discovery_issuer_mismatch')
+    if (metadata.issuer !== issuer) {
+      throw new FetchFailure(
+        'discovery_issuer_mismatch',
+        issuerMismatchMessage(url, metadata.issuer, issuer),
+        shown,
+      )
+    }
     const jwksUri = metadata.jwks_uri
-    if (typeof jwksUri !== 'string' || checkUrl(jwksUri, 'jwks_uri') !== undefined) {
-      throw new FetchFailure('discovery_jwks_uri_invalid')
+    const problem =
+      typeof jwksUri === 'string' ? checkUrl(jwksUri, 'its jwks_uri') : 'it has no jwks_uri'
+    if (problem !== undefined || typeof jwksUri !== 'string') {
+      throw new FetchFailure(
+        'discovery_jwks_uri_invalid',
+        `${LABEL.discovery} ${shown} cannot be used: ${problem ?? 'it has no jwks_uri'}.`,
+        shown,
+      )
     }
     this.#jwksUri = jwksUri
     return jwksUri
@@ -322,7 +412,13 @@ export class JwksCache {
 
   async #fetchKeys(uri: string): Promise<JwksKey[]> {
     const body = await this.#getJson(uri, 'jwks')
-    if (!isPlainObject(body) || !Array.isArray(body.keys)) throw new FetchFailure('jwks_malformed')
+    const shown = loggableUrl(uri)
+    if (!isPlainObject(body) || !Array.isArray(body.keys))
+      throw new FetchFailure(
+        'jwks_malformed',
+        `${LABEL.jwks} ${shown} is not a JWKS (no "keys" list).`,
+        shown,
+      )
     const keys: JwksKey[] = []
     for (const jwk of body.keys as unknown[]) {
       const result = importJwk(jwk)
@@ -343,7 +439,12 @@ export class JwksCache {
         kid: loggable(kid),
       })
     }
-    if (keys.length === 0) throw new FetchFailure('jwks_no_usable_keys')
+    if (keys.length === 0)
+      throw new FetchFailure(
+        'jwks_no_usable_keys',
+        `${LABEL.jwks} ${shown} has no key that can be used (RSA of 2048 bits or more, EC or Ed25519, for signatures).`,
+        shown,
+      )
     // Kids that became usable again are no longer "known unusable".
     for (const key of keys) if (key.kid !== undefined) this.#unusableKids.delete(key.kid)
     if (this.#unusableKids.size > 1000) this.#unusableKids.clear()

@@ -72,7 +72,10 @@ export interface VerifierOptions {
   /** Longer tokens are refused without parsing. Default 16 384 characters. */
   readonly maxTokenLength?: number | undefined
   readonly jwks?: JwksOptions | undefined
-  /** Receives rejections, key refreshes and rate-limited warnings. Never receives tokens. */
+  /**
+   * Receives rejections, key refreshes and rate-limited warnings. Never receives tokens. Without
+   * it, warnings and errors are printed to stderr, each cause once every few minutes.
+   */
   readonly onEvent?: VerifierEventHandler | undefined
   readonly expert?: VerifierExpertOptions | undefined
 }
@@ -307,6 +310,11 @@ function checkOptions(options: VerifierOptions): Config {
   })
 }
 
+function isClockSkew(error: unknown): boolean {
+  const reason = error instanceof SsoError ? (error.cause as RejectReason | undefined)?.reason : ''
+  return reason === 'iat_future' || reason === 'nbf_future'
+}
+
 /** What a rejected verification got as far as, for its log line. */
 interface Seen {
   jws?: CompactJws | undefined
@@ -417,6 +425,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
         iss: loggable(claims?.iss),
       })
     }
+    if (!events.enabled) return
     events.emit({
       type: 'token_rejected',
       level: error.code === 'provider_unavailable' ? 'warn' : 'info',
@@ -486,7 +495,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
   // `async` so that it settles as a rejection whatever happens; the report runs before it returns.
   // eslint-disable-next-line @typescript-eslint/require-await
   async function rejected(error: unknown, seen: Seen): Promise<never> {
-    if (events.enabled) {
+    // Without a hook only warnings are logged, so an ordinary rejection costs nothing more.
+    if (events.enabled || isClockSkew(error)) {
       try {
         report(error, seen)
       } catch {
