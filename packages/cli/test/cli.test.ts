@@ -193,6 +193,29 @@ describe('ssokit command line', () => {
     assert.ok(result.stderr.includes(`${file}: clients[0].secret:`), result.stderr)
   })
 
+  it('creates the missing folder of --keys private (0700) and the key file 0600', async () => {
+    const folder = join(dir, 'new-folder', 'nested')
+    const keys = join(folder, 'keys.json')
+    const child = start(['idp', '--port', '0', '--keys', keys])
+    const done = new Promise<number | null>((resolve) => child.on('close', resolve))
+    let stdout = ''
+    await new Promise<void>((resolve, reject) => {
+      child.stdout?.on('data', (d: Buffer) => {
+        stdout += d.toString()
+        if (stdout.includes('Press Ctrl-C')) resolve()
+      })
+      child.on('close', () => {
+        reject(new Error(`exited early: ${stdout}`))
+      })
+    })
+    assert.equal((await stat(folder)).mode & 0o777, 0o700)
+    assert.equal((await stat(keys)).mode & 0o777, 0o600)
+    const { keys: saved } = JSON.parse(await readFile(keys, 'utf8')) as { keys: unknown[] }
+    assert.equal(saved.length, 1)
+    child.kill('SIGTERM')
+    assert.equal(await done, 0)
+  })
+
   it('serves a realm, logs requests and stops on SIGTERM', async () => {
     const keys = join(dir, 'private', 'keys.json')
     const pidFile = join(dir, 'idp.pid')

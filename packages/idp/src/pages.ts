@@ -22,37 +22,44 @@ export const PAGE_HEADERS: Readonly<Record<string, string>> = {
   'cache-control': 'no-store',
 }
 
+// Colours are variables so that the page follows the browser's dark mode (prefers-color-scheme).
 const STYLE = `
+:root{color-scheme:light dark;--bg:#f0f2f5;--card:#fff;--text:#1f2933;--heading:#102a43;--label:#334e68;
+--muted:#52606d;--faint:#829ab1;--line:#bcccdc;--accent:#0b6bcb;--accent-hover:#0959aa;--accent-text:#fff;
+--soft:#f0f4f8;--shadow:rgba(16,42,67,.12);--error-bg:#fde8e8;--error-text:#8a1c1c;--error-line:#f5b5b5}
+@media (prefers-color-scheme:dark){:root{--bg:#10151c;--card:#1b222c;--text:#e4e9f0;--heading:#f0f4f8;
+--label:#bcccdc;--muted:#9fb3c8;--faint:#7b8794;--line:#3e4c59;--accent:#4c9aff;--accent-hover:#6aacff;
+--accent-text:#0b1118;--soft:#243040;--shadow:rgba(0,0,0,.4);--error-bg:#3b1c1c;--error-text:#ffb4b4;--error-line:#7a2e2e}}
 *{box-sizing:border-box}
-html{background:#f0f2f5}
+html{background:var(--bg)}
 body{margin:0;min-height:100vh;display:flex;flex-direction:column;align-items:center;
-font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:#1f2933}
-header{width:100%;padding:28px 16px 20px;text-align:center;color:#334e68;letter-spacing:.08em;
+font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:var(--text)}
+header{width:100%;padding:28px 16px 20px;text-align:center;color:var(--label);letter-spacing:.08em;
 text-transform:uppercase;font-size:13px;font-weight:600}
-header .realm{display:block;font-size:22px;letter-spacing:.02em;text-transform:none;color:#102a43;margin-top:4px}
+header .realm{display:block;font-size:22px;letter-spacing:.02em;text-transform:none;color:var(--heading);margin-top:4px}
 main{width:100%;max-width:400px;padding:0 16px 40px}
-.card{background:#fff;border-radius:10px;box-shadow:0 1px 3px rgba(16,42,67,.12),0 8px 24px rgba(16,42,67,.08);
-padding:32px 32px 28px;border-top:4px solid #0b6bcb}
-h1{font-size:20px;font-weight:600;margin:0 0 6px;color:#102a43}
-p.lead{margin:0 0 22px;color:#52606d}
-label{display:block;font-size:13px;font-weight:600;margin:14px 0 6px;color:#334e68}
-input[type=text],input[type=password]{width:100%;height:42px;padding:0 12px;border:1px solid #bcccdc;
-border-radius:6px;font-size:15px;background:#fff;color:#102a43}
-input[type=text]:focus,input[type=password]:focus{outline:none;border-color:#0b6bcb;box-shadow:0 0 0 3px rgba(11,107,203,.18)}
+.card{background:var(--card);border-radius:10px;box-shadow:0 1px 3px var(--shadow),0 8px 24px var(--shadow);
+padding:32px 32px 28px;border-top:4px solid var(--accent)}
+h1{font-size:20px;font-weight:600;margin:0 0 6px;color:var(--heading)}
+p.lead{margin:0 0 22px;color:var(--muted)}
+label{display:block;font-size:13px;font-weight:600;margin:14px 0 6px;color:var(--label)}
+input[type=text],input[type=password]{width:100%;height:42px;padding:0 12px;border:1px solid var(--line);
+border-radius:6px;font-size:15px;background:var(--card);color:var(--heading)}
+input[type=text]:focus,input[type=password]:focus{outline:none;border-color:var(--accent);box-shadow:0 0 0 3px color-mix(in srgb,var(--accent) 25%,transparent)}
 button,.button{display:block;width:100%;height:42px;margin-top:22px;border:0;border-radius:6px;
-background:#0b6bcb;color:#fff;font-size:15px;font-weight:600;cursor:pointer;text-align:center;text-decoration:none;line-height:42px}
-button:hover,.button:hover{background:#0959aa}
-button.secondary{background:transparent;color:#52606d;margin-top:8px;font-weight:500}
-button.secondary:hover{background:#f0f4f8}
+background:var(--accent);color:var(--accent-text);font-size:15px;font-weight:600;cursor:pointer;text-align:center;text-decoration:none;line-height:42px}
+button:hover,.button:hover{background:var(--accent-hover)}
+button.secondary{background:transparent;color:var(--muted);margin-top:8px;font-weight:500}
+button.secondary:hover{background:var(--soft)}
 .alert{border-radius:6px;padding:10px 12px;margin:0 0 18px;font-size:14px}
-.alert-error{background:#fde8e8;color:#8a1c1c;border:1px solid #f5b5b5}
+.alert-error{background:var(--error-bg);color:var(--error-text);border:1px solid var(--error-line)}
 .code{font:600 26px/1.2 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;letter-spacing:.12em;
-text-align:center;padding:14px;background:#f0f4f8;border-radius:6px;margin:8px 0 4px}
+text-align:center;padding:14px;background:var(--soft);border-radius:6px;margin:8px 0 4px}
 .user-code input[name=user_code]{text-transform:uppercase;text-align:center;letter-spacing:.12em;font-family:ui-monospace,Menlo,Consolas,monospace}
-.user-code input[name=user_code],#op\\.deviceInputForm input[type=text]{width:100%;height:42px;padding:0 12px;border:1px solid #bcccdc;border-radius:6px;font-size:18px}
+.user-code input[name=user_code],#op\\.deviceInputForm input[type=text]{width:100%;height:42px;padding:0 12px;border:1px solid var(--line);border-radius:6px;font-size:18px}
 dl{display:grid;grid-template-columns:auto 1fr;gap:4px 14px;margin:0;font-size:14px}
-dt{color:#52606d}dd{margin:0;word-break:break-all}
-footer{color:#829ab1;font-size:12px;margin-top:18px;text-align:center}
+dt{color:var(--muted)}dd{margin:0;word-break:break-all}
+footer{color:var(--faint);font-size:12px;margin-top:18px;text-align:center}
 `
 
 export interface PageOptions {

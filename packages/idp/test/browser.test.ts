@@ -68,4 +68,38 @@ describe('browser login through the login page', () => {
       await page.close()
     }
   })
+
+  it('follows the browser between light and dark mode', async () => {
+    const url = authorizeUrl(idp, {
+      clientId: 'demo-app',
+      redirectUri: callback,
+      challenge: pkce().challenge,
+      state: 'scheme',
+    })
+    // Relative luminance of the card and of the heading text, as the browser paints them.
+    const luminance = async (colorScheme: 'light' | 'dark') => {
+      const page = await browser.newPage({ colorScheme })
+      try {
+        await page.goto(url)
+        // Colours are read in the page and measured here: the page runs the function as given.
+        const colours = await page.evaluate(() => {
+          const card = document.querySelector('.card')
+          const heading = document.querySelector('h1')
+          if (!card || !heading) throw new Error('no card or heading on the login page')
+          return [getComputedStyle(card).backgroundColor, getComputedStyle(heading).color]
+        })
+        const [card = 0, text = 0] = colours.map((css) => {
+          const [r = 0, g = 0, b = 0] = (css.match(/\d+(\.\d+)?/g) ?? []).map(Number)
+          return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+        })
+        return { card, text }
+      } finally {
+        await page.close()
+      }
+    }
+    const light = await luminance('light')
+    const dark = await luminance('dark')
+    assert.ok(light.card > 0.9 && light.text < 0.3, JSON.stringify(light))
+    assert.ok(dark.card < 0.2 && dark.text > 0.8, JSON.stringify(dark))
+  })
 })
