@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { Redis } from 'ioredis'
 import type { Browser, Page } from 'playwright-core'
+import { MemorySessionStore, SsoError } from '@ssokit/core'
 import { CookieJar, loginWithPassword } from '@ssokit/idp'
 import { RedisSessionStore } from '@ssokit/redis'
 import { startDemo, startDemoApp, type RunningDemo } from '../../packages/cli/src/demo/index.js'
@@ -75,6 +76,35 @@ describe('ssokit demo in a browser', () => {
       assert.equal(await page.textContent('#login'), 'Log in')
     } finally {
       await context.close()
+    }
+  })
+
+  it('shows a failed sign-in and a session store outage in the demo style', async () => {
+    // A store that cannot answer, as Redis does when it is down.
+    const down = new (class extends MemorySessionStore {
+      override get(): Promise<undefined> {
+        return Promise.reject(new SsoError('session_store_unavailable', 'The store is down.'))
+      }
+    })()
+    const broken = await startDemoApp({ port: 0, issuer: demo.idp.issuer, store: down })
+    const context = await browser.newContext()
+    try {
+      const page = await context.newPage()
+      for (const [url, status, title] of [
+        [`${demo.app.url}/auth/callback?code=forged`, 400, 'Sign-in failed'],
+        [`${broken.url}/auth/login`, 503, 'Sign-in is unavailable'],
+      ] as const) {
+        const response = await page.goto(url)
+        assert.equal(response?.status(), status, url)
+        assert.equal(await page.textContent('h1'), title)
+        assert.equal(await page.textContent('.brand'), 'ssokit demo')
+        // The inline style sheet applies (the page's policy allows it): the card is rounded.
+        const radius = await page.$eval('.card', (card) => getComputedStyle(card).borderRadius)
+        assert.equal(radius, '12px', url)
+      }
+    } finally {
+      await context.close()
+      await broken.close()
     }
   })
 

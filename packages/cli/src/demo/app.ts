@@ -22,6 +22,8 @@ import {
   homePage,
   messagePage,
   pageHeaders,
+  pagePolicy,
+  sessionPage,
 } from './pages.js'
 
 /** The `demo-app` client of the development provider's built-in realm. */
@@ -138,6 +140,11 @@ export async function startDemoApp(options: DemoAppOptions): Promise<RunningDemo
       ...(options.store === undefined ? {} : { store: options.store }),
       // Plain http is allowed for a localhost publicUrl only; a real deployment uses https.
       cookies: { insecureHttpForLocalhost: publicUrl.startsWith('http:') },
+      // A failed sign-in or a store outage looks like the rest of the demo.
+      pages: {
+        render: sessionPage,
+        contentSecurityPolicy: pagePolicy(`${publicUrl} ${new URL(options.issuer).origin}`),
+      },
     })
   } catch (error) {
     server.close()

@@ -3,7 +3,7 @@
  * value that comes from a token or a request is escaped here, in one place.
  */
 import { createHash } from 'node:crypto'
-import type { Identity } from '@ssokit/core'
+import type { Identity, SessionPage } from '@ssokit/core'
 
 export function escapeHtml(text: string): string {
   return text
@@ -104,17 +104,22 @@ export function pageHeaders(issuerOrigin: string): Record<string, string> {
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
     'referrer-policy': 'same-origin',
-    'content-security-policy': [
-      "default-src 'none'",
-      `style-src 'sha256-${STYLE_HASH}'`,
-      "img-src 'self'",
-      // Lets a page's own script call the JSON API with its session cookie.
-      "connect-src 'self'",
-      `form-action 'self' ${issuerOrigin}`,
-      "frame-ancestors 'none'",
-      "base-uri 'none'",
-    ].join('; '),
+    'content-security-policy': pagePolicy(issuerOrigin),
   }
+}
+
+/** The Content-Security-Policy of every page (see `pageHeaders`). */
+export function pagePolicy(issuerOrigin: string): string {
+  return [
+    "default-src 'none'",
+    `style-src 'sha256-${STYLE_HASH}'`,
+    "img-src 'self'",
+    // Lets a page's own script call the JSON API with its session cookie.
+    "connect-src 'self'",
+    `form-action 'self' ${issuerOrigin}`,
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+  ].join('; ')
 }
 
 export type Section = 'home' | 'admin' | 'whoami' | 'other'
@@ -130,12 +135,16 @@ function navLink(href: string, text: string, current: boolean): string {
 }
 
 function layout({ title, section, body }: Layout): string {
+  return layoutHtml(escapeHtml(title), section, body)
+}
+
+function layoutHtml(titleHtml: string, section: Section, body: string): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)} · ssokit demo</title>
+<title>${titleHtml} · ssokit demo</title>
 <link rel="icon" href="/favicon.svg" type="image/svg+xml">
 <style>${STYLE}</style>
 </head>
@@ -288,4 +297,17 @@ export function messagePage(title: string, text: string): string {
 <div class="actions"><a class="button secondary" href="/">Back to the home page</a></div>
 </section>`,
   })
+}
+
+/** The pages of the session routes (a failed sign-in, the store down), in the demo's layout. */
+export function sessionPage({ status, titleHtml, bodyHtml }: SessionPage): string {
+  return layoutHtml(
+    titleHtml,
+    'other',
+    `<section class="card${status >= 400 ? ' notice' : ''}">
+<h1>${titleHtml}</h1>
+${bodyHtml}
+<div class="actions"><a class="button secondary" href="/">Back to the home page</a></div>
+</section>`,
+  )
 }

@@ -5,7 +5,7 @@
 import { isSsoError, SsoError } from '../errors.js'
 import type { RequestLike, ResponseParts } from '../http.js'
 import { clearCookie, loginUrl, type SessionConfig } from './context.js'
-import { PAGE_HEADERS, renderPage, type PageContent } from './pages.js'
+import { pageHeaders, renderWith, type PageContent, type SessionPageOptions } from './pages.js'
 import { STORE_RETRY_AFTER_S } from './store-errors.js'
 
 /** Builds `session_missing` errors and remembers which of them also expire the session cookie. */
@@ -88,11 +88,16 @@ function errorPage(error: SsoError): PageContent {
 }
 
 function htmlParts(
+  pages: SessionPageOptions | undefined,
   status: number,
   content: PageContent,
   headers: Record<string, string | string[]>,
 ): ResponseParts {
-  return { status, headers: { ...PAGE_HEADERS, ...headers }, body: renderPage(content) }
+  return {
+    status,
+    headers: { ...pageHeaders(pages), ...headers },
+    body: renderWith(pages, status, content),
+  }
 }
 
 /** The answer to a request without a bearer token that the session side refused. */
@@ -135,7 +140,7 @@ export function rejectSession(
         headers['www-authenticate'] =
           attribute === undefined ? realm : `${realm}, error="${attribute}"`
       }
-      if (navigation) return htmlParts(status, errorPage(error), headers)
+      if (navigation) return htmlParts(config.pages, status, errorPage(error), headers)
       return jsonResponse(status, { error: error.code }, headers)
     }
   }

@@ -5,6 +5,7 @@
 import { SsoTypeError } from '../errors.js'
 import type { SsoEventHandler } from '../verify/events.js'
 import { MemorySessionStore } from './memory-store.js'
+import type { SessionPageOptions } from './pages.js'
 import type { SessionStore } from './store.js'
 
 /** Sessions longer than this (12 h) ask the provider for an offline token, as tsgauth does. */
@@ -93,6 +94,8 @@ export interface SessionAuthOptionsBase<Roles, Bearer> {
    * errors are printed to stderr, each cause once every few minutes.
    */
   readonly onEvent?: SsoEventHandler
+  /** The application's own look for the few HTML pages of sign-in. Default: plain pages. */
+  readonly pages?: SessionPageOptions
   readonly expert?: SessionExpertOptions
 }
 
@@ -126,6 +129,7 @@ export interface ResolvedSessionConfig<Roles, Bearer> {
   readonly httpTimeoutMs: number
   readonly allowHttpIssuer: boolean
   readonly onEvent: SsoEventHandler | undefined
+  readonly pages: SessionPageOptions | undefined
 }
 
 function fail(message: string, code?: SsoTypeError['code']): never {
@@ -159,6 +163,26 @@ function parseUrl(value: string, name: string): URL {
   } catch {
     return fail(`createSessionAuth: ${name} must be an absolute URL`)
   }
+}
+
+function resolvePages(pages: unknown): SessionPageOptions | undefined {
+  if (pages === undefined) return undefined
+  if (typeof pages !== 'object' || pages === null)
+    fail('createSessionAuth: pages must be an object', 'ERR_INVALID_ARG_TYPE')
+  const { render, contentSecurityPolicy } = pages as Partial<Record<string, unknown>>
+  if (typeof render !== 'function')
+    fail('createSessionAuth: pages.render must be a function', 'ERR_INVALID_ARG_TYPE')
+  if (
+    contentSecurityPolicy !== undefined &&
+    (typeof contentSecurityPolicy !== 'string' || !/^[\x20-\x7e]+$/.test(contentSecurityPolicy))
+  ) {
+    fail('createSessionAuth: pages.contentSecurityPolicy must be a header value on one line')
+  }
+  const copy = {
+    render: render as SessionPageOptions['render'],
+    ...(contentSecurityPolicy === undefined ? {} : { contentSecurityPolicy }),
+  }
+  return Object.freeze(copy)
 }
 
 export function resolveOptions<Roles, Bearer>(
@@ -328,8 +352,11 @@ export function resolveOptions<Roles, Bearer>(
     fail('createSessionAuth: expert.httpTimeout must be a positive number of seconds')
   }
 
+  const pages = resolvePages(options.pages)
+
   const origin = publicUrl.origin
   return Object.freeze({
+    pages,
     issuer: issuerText,
     clientId,
     clientSecret,

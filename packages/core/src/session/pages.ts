@@ -37,20 +37,85 @@ export interface PageContent {
   readonly link?: { readonly href: string; readonly text: string }
 }
 
-export function renderPage(content: PageContent): string {
+/** A page of the session side, handed to `pages.render` to be laid out like the application. */
+export interface SessionPage {
+  readonly status: number
+  /** The title, escaped for HTML (for `<title>` and the heading). */
+  readonly titleHtml: string
+  /** The message: paragraphs and maybe a link, as escaped HTML. */
+  readonly bodyHtml: string
+}
+
+/** The `pages` option of `createSessionAuth`: the application's own look for its few pages. */
+export interface SessionPageOptions {
+  /** The whole HTML document for `page`. Put `titleHtml` and `bodyHtml` in as they are. */
+  readonly render: (page: SessionPage) => string
+  /**
+   * Sent with rendered pages instead of the default, which allows no style or script at all; it
+   * must allow what `render` uses (e.g. `style-src 'sha256-...'`).
+   */
+  readonly contentSecurityPolicy?: string
+}
+
+function bodyHtml(content: PageContent): string {
   const body = content.paragraphs.map((p) => `<p>${displayText(p)}</p>`).join('\n')
   const link = content.link
     ? `\n<p><a href="${escapeHtml(content.link.href)}">${escapeHtml(content.link.text)}</a></p>`
     : ''
+  return body + link
+}
+
+export function renderPage(content: PageContent): string {
   return `<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>${displayText(content.title)}</title></head>
 <body>
 <h1>${displayText(content.title)}</h1>
-${body}${link}
+${bodyHtml(content)}
 </body>
 </html>
 `
+}
+
+/** The document for `content`: the application's `pages.render`, else the plain default. */
+export function renderWith(
+  pages: SessionPageOptions | undefined,
+  status: number,
+  content: PageContent,
+): string {
+  if (pages === undefined) return renderPage(content)
+  return pages.render({
+    status,
+    titleHtml: displayText(content.title),
+    bodyHtml: bodyHtml(content),
+  })
+}
+
+/** The page headers, with the application's policy when it renders the pages itself. */
+export function pageHeaders(pages: SessionPageOptions | undefined): Record<string, string> {
+  const policy = pages?.contentSecurityPolicy
+  return policy === undefined
+    ? { ...PAGE_HEADERS }
+    : { ...PAGE_HEADERS, 'content-security-policy': policy }
+}
+
+// The session routes build their pages deep inside each step; what each page says is kept here
+// so that the one exit of the routes can lay it out with the application's `pages.render`.
+const contents = new WeakMap<Response, { status: number; content: PageContent }>()
+
+/** `response` as the application renders it, when it is one of our pages and `pages` is set. */
+export function applyPages(
+  pages: SessionPageOptions | undefined,
+  response: Response | undefined,
+): Response | undefined {
+  const page = response === undefined ? undefined : contents.get(response)
+  if (pages === undefined || response === undefined || page === undefined) return response
+  const headers = new Headers(response.headers)
+  for (const [name, value] of Object.entries(pageHeaders(pages))) headers.set(name, value)
+  return new Response(renderWith(pages, page.status, page.content), {
+    status: response.status,
+    headers,
+  })
 }
 
 export function pageResponse(
@@ -63,5 +128,7 @@ export function pageResponse(
     if (name !== 'set-cookie') headers.set(name, value)
   }
   for (const cookie of extraHeaders.getSetCookie()) headers.append('set-cookie', cookie)
-  return new Response(renderPage(content), { status, headers })
+  const response = new Response(renderPage(content), { status, headers })
+  contents.set(response, { status, content })
+  return response
 }

@@ -22,6 +22,7 @@ import { resolveOptions, type SessionAuthOptionsBase } from './options.js'
 import { Readiness } from './readiness.js'
 import { SessionRefresher } from './refresh.js'
 import { reportingStore } from './reporting-store.js'
+import { applyPages } from './pages.js'
 import { routeRequest, type SessionRoutes } from './routes.js'
 import { SessionReader } from './session-reader.js'
 
@@ -106,8 +107,9 @@ class SessionAuthImpl implements SessionAuth {
     if (this.#ownsStore) await this.#context.config.store.close()
   }
 
-  handle(request: Request): Promise<Response | undefined> {
-    return routeRequest(this.#context.config.prefix, this.#routes, request)
+  async handle(request: Request): Promise<Response | undefined> {
+    const { prefix, pages } = this.#context.config
+    return applyPages(pages, await routeRequest(prefix, this.#routes, request))
   }
 
   async authenticate(request: RequestLike): Promise<Identity> {
