@@ -5,17 +5,20 @@
  * process ends, however abruptly, the pipe closes and the watchdog stops the server, so no
  * redis-server outlives the tests.
  */
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import type { ChildProcessWithoutNullStreams } from 'node:child_process'
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { createServer, connect } from 'node:net'
+import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createServer, connect, type Socket } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 
 export interface RunningRedis {
   readonly port: number
-  /** `redis://127.0.0.1:<port>` */
+  /** `redis://127.0.0.1:<port>` (`rediss://` for a TLS server) */
   readonly url: string
+  /** For a TLS server: the PEM certificate it presents (self-signed, for 127.0.0.1). */
+  readonly ca?: string
   /** Stops the server (its data is lost) and waits until it has exited; `restart` may follow. */
   stop(): Promise<void>
   /** Starts the server again on the same port, empty, and waits until it answers PING. */
@@ -68,9 +71,15 @@ export async function freePort(): Promise<number> {
   return address.port
 }
 
-export function ping(port: number): Promise<boolean> {
+/**
+ * Whether a Redis server answers PING on `port` (over TLS when asked). A server that requires a
+ * password answers `-NOAUTH`, which proves it is up just as well.
+ */
+export function ping(port: number, tls = false): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port })
+    const socket: Socket = tls
+      ? tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false })
+      : connect({ host: '127.0.0.1', port })
     let reply = ''
     const done = (ok: boolean): void => {
       socket.destroy()
@@ -82,10 +91,10 @@ export function ping(port: number): Promise<boolean> {
     socket.on('error', () => {
       done(false)
     })
-    socket.on('connect', () => socket.write('PING\r\n'))
+    socket.on(tls ? 'secureConnect' : 'connect', () => socket.write('PING\r\n'))
     socket.on('data', (chunk) => {
       reply += chunk.toString()
-      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'))
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG') || reply.startsWith('-NOAUTH'))
     })
   })
 }
@@ -114,14 +123,81 @@ export function exited(child: ChildProcessWithoutNullStreams): Promise<void> {
   )
 }
 
+/** What a test asks of its server: more arguments (`--requirepass`, ACL users) or TLS only. */
+export interface RedisOptions {
+  /** Extra `redis-server` arguments, e.g. `['--requirepass', 'secret']`. */
+  readonly args?: readonly string[]
+  /** Serve TLS only (no plain port), with a self-signed certificate for 127.0.0.1. */
+  readonly tls?: boolean
+}
+
+interface TlsFiles {
+  readonly cert: string
+  readonly key: string
+}
+
+/** A self-signed certificate for 127.0.0.1, made with openssl. */
+function selfSigned(): TlsFiles {
+  const dir = tempDir('ssokit-redis-tls-')
+  const cert = join(dir, 'cert.pem')
+  const key = join(dir, 'key.pem')
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  )
+  return { cert, key }
+}
+
 async function launch(
   binary: string,
   port: number,
   dir: string,
+  options: RedisOptions = {},
+  tls?: TlsFiles,
 ): Promise<ChildProcessWithoutNullStreams> {
   mkdirSync(dir, { recursive: true })
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
-  return launchWatched(binary, [...args, '--daemonize', 'no', '--dir', dir], port)
+  const listen =
+    tls === undefined
+      ? ['--port', String(port)]
+      : [
+          '--port',
+          '0',
+          '--tls-port',
+          String(port),
+          '--tls-cert-file',
+          tls.cert,
+          '--tls-key-file',
+          tls.key,
+          '--tls-ca-cert-file',
+          tls.cert,
+          '--tls-auth-clients',
+          'no',
+        ]
+  const args = [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
+  return launchWatched(
+    binary,
+    [...args, '--daemonize', 'no', '--dir', dir, ...(options.args ?? [])],
+    port,
+    undefined,
+    tls !== undefined,
+  )
 }
 
 /**
@@ -133,6 +209,7 @@ export async function launchWatched(
   args: readonly string[],
   port: number,
   readyLine = 'Ready to accept connections',
+  tls = false,
 ): Promise<ChildProcessWithoutNullStreams> {
   const child = spawn('/bin/sh', ['-c', WATCHDOG, binary, ...args], { stdio: 'pipe' })
   live.add(child)
@@ -143,7 +220,7 @@ export async function launchWatched(
   for (let i = 0; i < 100; i++) {
     if (child.exitCode !== null) break
     // The log line proves the PONG comes from this server, not from another one that took the port.
-    if (output.includes(readyLine) && (await ping(port))) return child
+    if (output.includes(readyLine) && (await ping(port, tls))) return child
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   child.stdin.end()
@@ -151,16 +228,17 @@ export async function launchWatched(
   throw new Error(`${binary} did not start on port ${port}:\n${output.slice(-2000)}`)
 }
 
-export async function startRedis(): Promise<RunningRedis> {
+export async function startRedis(options: RedisOptions = {}): Promise<RunningRedis> {
   const binary = findRedisBinary()
   const dir = tempDir('ssokit-redis-')
+  const tls = options.tls === true ? selfSigned() : undefined
   let child: ChildProcessWithoutNullStreams | undefined
   let port = 0
   let lastError: unknown
   for (let attempt = 0; attempt < 5 && !child; attempt++) {
     port = await freePort()
     try {
-      child = await launch(binary, port, dir)
+      child = await launch(binary, port, dir, options, tls)
     } catch (error) {
       lastError = error
     }
@@ -182,11 +260,12 @@ export async function startRedis(): Promise<RunningRedis> {
 
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: `${tls === undefined ? 'redis' : 'rediss'}://127.0.0.1:${port}`,
+    ...(tls === undefined ? {} : { ca: readFileSync(tls.cert, 'utf8') }),
     stop,
     async restart() {
       await stop()
-      current = await launch(binary, port, dir)
+      current = await launch(binary, port, dir, options, tls)
     },
   }
 }

@@ -2,6 +2,7 @@ import type { ConnectionOptions as TlsOptions } from 'node:tls'
 import { Cluster, Redis } from 'ioredis'
 import type { ClusterOptions, RedisOptions } from 'ioredis'
 import { SsoTypeError } from '@ssokit/core'
+import type { RedisTarget } from './problems.js'
 
 /** ioredis options without `replyMapping`, which its constructors type apart (the default, RESP2 replies, is used). */
 type ClientOptions = Omit<RedisOptions, 'replyMapping'>
@@ -263,4 +264,53 @@ export function optionsFromEnv(
     out.port = port('OIDC_SESSION_STORE_PORT', Number(portText))
   }
   return out
+}
+
+function hostPort(host: string, port: number): string {
+  return `Redis at ${host.includes(':') ? `[${host}]` : host}:${port}`
+}
+
+/** What the messages of the store say about its connection: where, as whom, which db, TLS. */
+export function targetOf(
+  options: RedisSessionStoreOptions,
+  client: Redis | Cluster,
+  resolved: ResolvedOptions,
+): RedisTarget {
+  const base = { commandTimeout: resolved.commandTimeout }
+  const tlsOption = options.tls !== undefined && options.tls !== false
+  if (options.client !== undefined) {
+    if (client instanceof Cluster) {
+      return { ...base, where: 'the Redis Cluster', username: undefined, db: 0, tls: false }
+    }
+    const given = client.options
+    return {
+      ...base,
+      where:
+        given.sentinels === undefined
+          ? hostPort(given.host ?? '127.0.0.1', given.port ?? 6379)
+          : `the Redis Sentinel master "${given.name ?? ''}"`,
+      username: given.username,
+      db: given.db ?? 0,
+      tls: given.tls !== undefined,
+    }
+  }
+  if (options.url !== undefined) {
+    const url = new URL(options.url)
+    const db = /^\/(\d+)$/.exec(url.pathname)?.[1]
+    return {
+      ...base,
+      where: hostPort(
+        url.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
+        Number(url.port || 6379),
+      ),
+      username: url.username === '' ? options.username : decodeURIComponent(url.username),
+      db: options.db ?? (db === undefined ? 0 : Number(db)),
+      tls: url.protocol === 'rediss:' || tlsOption,
+    }
+  }
+  const common = { ...base, username: options.username, db: options.db ?? 0, tls: tlsOption }
+  if (options.sentinels !== undefined)
+    return { ...common, where: `the Redis Sentinel master "${options.name ?? ''}"` }
+  if (options.cluster !== undefined) return { ...common, where: 'the Redis Cluster' }
+  return { ...common, where: hostPort(options.host ?? '127.0.0.1', options.port ?? 6379) }
 }

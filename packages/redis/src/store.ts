@@ -2,12 +2,13 @@ import { randomUUID } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import { SsoError, SsoTypeError } from '@ssokit/core'
 import type { ReleaseLock, SessionStore, StoredSession } from '@ssokit/core'
-import { createClient, optionsFromEnv, resolveOptions } from './options.js'
+import { createClient, optionsFromEnv, resolveOptions, targetOf } from './options.js'
 import type { RedisSessionStoreOptions, ResolvedOptions } from './options.js'
 import { MISS, SessionCache, type CacheRead } from './cache.js'
 import { decodeSession as decode, encodeSession as encode } from './record.js'
 import { DELETE_IF_OWNED, INDEX_ADD, RELEASE_LOCK } from './scripts.js'
 import { Tracking } from './tracking.js'
+import { describeRedisFailure, isDbOutOfRange, RedisProblem, type RedisTarget } from './problems.js'
 
 /** Past this many ids, an index set is cleaned of ids whose sessions have expired. */
 const INDEX_PRUNE_THRESHOLD = 64
@@ -44,12 +45,8 @@ function checkSession(session: StoredSession): void {
   }
 }
 
-function unavailable(cause: unknown): SsoError {
-  return new SsoError('session_store_unavailable', 'The session store cannot be reached.', {
-    cause,
-    retryAfter: RETRY_AFTER_SECONDS,
-  })
-}
+/** The id `ready()` reads, to prove the user may read the store's keys. */
+const READY_PROBE_ID = 'ready-probe'
 
 /**
  * Sessions in Redis (standalone, Sentinel or Cluster) through ioredis, shared by every instance
@@ -80,7 +77,14 @@ export class RedisSessionStore implements SessionStore {
   /** Records Redis invalidates for us; undefined with `cache: false`. */
   readonly #cache: SessionCache | undefined
   readonly #tracking: Tracking | undefined
+  /** Who and where, for messages. */
+  readonly #target: RedisTarget
   #lastError: unknown
+  /**
+   * The refusal of the configured database index on the current connection. ioredis reports it
+   * only as an event and goes on in database 0; commands are refused instead while it holds.
+   */
+  #dbProblem: unknown
   #closed: Promise<void> | undefined
 
   constructor(options: RedisSessionStoreOptions) {
@@ -99,8 +103,17 @@ export class RedisSessionStore implements SessionStore {
       // the failures reach callers as rejected operations instead.
       this.#client.on('error', (error: unknown) => {
         this.#lastError = error
+        if (isDbOutOfRange(error)) this.#dbProblem = error
+      })
+      // Each new connection selects the database again; its refusal comes after this event.
+      this.#client.on('connect', () => {
+        this.#dbProblem = undefined
+      })
+      this.#client.on('ready', () => {
+        this.#lastError = undefined
       })
     }
+    this.#target = targetOf(options, this.#client, this.#options)
     const cache = this.#options.cache
     if (cache === undefined) {
       this.#cache = undefined
@@ -164,7 +177,7 @@ export class RedisSessionStore implements SessionStore {
     }
     if (!this.#batchReads) {
       return this.#call(() => this.#client.get(key)).then(decode, (error: unknown) => {
-        throw unavailable(error)
+        throw this.#unavailable(error)
       })
     }
     // A session and its subject's logout mark are read in the same tick: one MGET, one write and
@@ -188,12 +201,12 @@ export class RedisSessionStore implements SessionStore {
       replies = await this.#call(() => this.#client.pipeline().get(read.key).pttl(read.key).exec())
     } catch (error) {
       cache.abandon(read)
-      throw unavailable(error)
+      throw this.#unavailable(error)
     }
     const [got, ttl] = replies ?? []
     if (got === undefined || got[0] !== null || (got[1] !== null && typeof got[1] !== 'string')) {
       cache.abandon(read)
-      throw unavailable(got?.[0] ?? new Error('Redis answered a session read with no reply'))
+      throw this.#unavailable(got?.[0] ?? new Error('Redis answered a session read with no reply'))
     }
     const value = decode(got[1])
     cache.finish(read, value, ttl?.[0] === null && typeof ttl[1] === 'number' ? ttl[1] : undefined)
@@ -221,7 +234,7 @@ export class RedisSessionStore implements SessionStore {
           only.resolve(decode(raw))
         },
         (error: unknown) => {
-          only.reject(unavailable(error))
+          only.reject(this.#unavailable(error))
         },
       )
       return
@@ -233,7 +246,7 @@ export class RedisSessionStore implements SessionStore {
         })
       },
       (error: unknown) => {
-        for (const read of reads) read.reject(unavailable(error))
+        for (const read of reads) read.reject(this.#unavailable(error))
       },
     )
   }
@@ -287,6 +300,59 @@ export class RedisSessionStore implements SessionStore {
         this.#run(async () => {
           await this.#call(() => this.#client.eval(RELEASE_LOCK, 1, key, token))
         })
+    })
+  }
+
+  /**
+   * The start-up probe: resolves once Redis answers, on the configured database, and lets the
+   * configured user read the store's keys. Otherwise rejects with `session_store_unavailable`
+   * whose message names the cause: no password given (NOAUTH), a refused user or password
+   * (WRONGPASS), a missing permission (NOPERM), a database index out of range, TLS on one side
+   * only, a server that refuses connections or does not answer.
+   */
+  async ready(): Promise<void> {
+    try {
+      await this.#call(() => this.#client.ping())
+      await this.#checkDatabase()
+      await this.#call(() => this.#client.get(this.#key('s', READY_PROBE_ID)))
+    } catch (error) {
+      if (error instanceof SsoError || error instanceof SsoTypeError) throw error
+      throw this.#unavailable(error)
+    }
+  }
+
+  /** A client passed in, or one that went on in database 0, is caught here. */
+  async #checkDatabase(): Promise<void> {
+    if (isCluster(this.#client)) return
+    let info: unknown
+    try {
+      info = await this.#call(() => this.#client.client('INFO'))
+    } catch (error) {
+      // Older servers have no CLIENT INFO, and a user may be denied it: nothing to compare.
+      if (error instanceof Error && /^(ERR|NOPERM)/.test(error.message)) return
+      throw error
+    }
+    const db = typeof info === 'string' ? /\bdb=(\d+)/.exec(info)?.[1] : undefined
+    const wanted = this.#target.db
+    if (db !== undefined && Number(db) !== wanted) {
+      throw new RedisProblem(
+        'redis_db_out_of_range',
+        `${this.#target.where} has no database ${wanted} (the connection is on database ${db}): use an index below its "databases" setting (16 by default).`,
+        undefined,
+      )
+    }
+  }
+
+  #unavailable(cause: unknown): SsoError {
+    const status = this.#client.status
+    const problem = describeRedisFailure(
+      [cause, this.#dbProblem, this.#lastError],
+      this.#target,
+      status === 'connecting' || status === 'connect' || status === 'wait',
+    )
+    return new SsoError('session_store_unavailable', problem.message, {
+      cause: problem,
+      retryAfter: RETRY_AFTER_SECONDS,
     })
   }
 
@@ -370,7 +436,7 @@ export class RedisSessionStore implements SessionStore {
       return await operation()
     } catch (error) {
       if (error instanceof SsoTypeError) throw error
-      throw unavailable(error)
+      throw this.#unavailable(error)
     }
   }
 
@@ -379,6 +445,8 @@ export class RedisSessionStore implements SessionStore {
    * client passed in (whose own timeouts are unknown) still answers within `commandTimeout`.
    */
   #call<T>(send: () => Promise<T>): Promise<T> {
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+    if (this.#dbProblem !== undefined) return Promise.reject(this.#dbProblem)
     const status = this.#client.status
     if (
       status === 'reconnecting' ||

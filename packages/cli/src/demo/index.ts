@@ -2,7 +2,7 @@
  * `ssokit demo` as a function: the development identity provider and the demo application,
  * started together and stopped together.
  */
-import { SsoError, type SessionStore } from '@ssokit/core'
+import type { SessionStore } from '@ssokit/core'
 import { startIdp, type RunningIdp } from '@ssokit/idp'
 import { RedisSessionStore } from '@ssokit/redis'
 import { assertLocalhostFree, listenFailure } from '../listen.js'
@@ -60,17 +60,13 @@ async function openRedis(url: string): Promise<SessionStore> {
     )
   }
   try {
-    // One read up front, so an unreachable server is reported now rather than at the first login.
-    await store.get('ssokit-demo-startup-check')
+    // Checked up front, so a wrong password or an unreachable server is reported now rather
+    // than at the first login.
+    await store.ready()
   } catch (error) {
     await store.close().catch(() => undefined)
-    const reason =
-      error instanceof SsoError
-        ? 'it did not answer (is redis-server running there?)'
-        : error instanceof Error
-          ? error.message
-          : String(error)
-    throw new DemoStartError(`cannot use Redis at ${redactUrl(url)}: ${reason}`, 'redis', {
+    const reason = error instanceof Error ? error.message : String(error)
+    throw new DemoStartError(`cannot use --redis ${redactUrl(url)}: ${reason}`, 'redis', {
       cause: error,
     })
   }

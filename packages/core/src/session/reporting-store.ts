@@ -9,16 +9,15 @@ import type { SessionStore } from './store.js'
 
 const GENERIC = 'The session store cannot be reached.'
 
-/** The messages of an error and its causes, without the generic sentence that says nothing. */
+/** The first message of an error or its causes that says more than the generic sentence. */
 export function storeFailureText(error: unknown): string {
-  const parts: string[] = []
   let current: unknown = error
   for (let depth = 0; depth < 3 && current instanceof Error; depth++) {
-    if (current.message !== '' && current.message !== GENERIC && !parts.includes(current.message))
-      parts.push(current.message)
+    if (current.message !== '' && current.message !== GENERIC)
+      return loggable(current.message, 300) ?? GENERIC
     current = current.cause
   }
-  return loggable(parts.length === 0 ? GENERIC : parts.join(': '), 300) ?? GENERIC
+  return GENERIC
 }
 
 /** The log line of a store failure. */
