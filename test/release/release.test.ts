@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import { publint } from 'publint'
@@ -74,7 +74,11 @@ describe('release: packed tarballs installed outside the workspace', () => {
       ROOT,
     )
     ok(pack, 'npm run pack')
-    tarballs = pack.stdout.trim().split('\n')
+    // pack.mjs prints paths relative to its working directory; npm runs elsewhere.
+    tarballs = pack.stdout
+      .trim()
+      .split('\n')
+      .map((path) => resolve(ROOT, path))
     assert.equal(tarballs.length, (await readdir(join(ROOT, 'packages'))).length)
 
     // attw reads each tarball on its own, so it runs while npm installs.
