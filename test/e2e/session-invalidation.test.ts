@@ -8,11 +8,14 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 
-import { CookieJar, DEFAULT_IDP_CONFIG, startIdp, type RunningIdp } from '@ssokit/idp'
+import { CookieJar, startIdp, type RunningIdp } from '@ssokit/idp'
 import { RedisSessionStore } from '@ssokit/redis'
 
 import { startRedis, type RunningRedis } from '../support/redis.js'
 import {
+  CLIENT_ID,
+  CLIENT_SECRET,
+  idpConfigFor,
   fetchLogin,
   me,
   startRedisSessionApp,
@@ -20,8 +23,6 @@ import {
 } from '../support/session-redis.js'
 
 const SECRET = 'invalidation-session-secret-0123456789'
-const CLIENT_ID = 'session-app'
-const CLIENT_SECRET = 'session-app-secret'
 /** Generous: the cap on waiting for a delivery, far above any real one. */
 const DELIVERY_CAP_MS = 10_000
 
@@ -68,20 +69,7 @@ describe('a session ended on one replica, served from the cache of another', () 
         idp = await startIdp({
           port: 0,
           log: false,
-          config: {
-            ...DEFAULT_IDP_CONFIG,
-            clients: [
-              ...(DEFAULT_IDP_CONFIG.clients ?? []),
-              {
-                client_id: CLIENT_ID,
-                secret: CLIENT_SECRET,
-                grant_types: ['authorization_code', 'refresh_token'],
-                redirect_uris: ['http://localhost:*/*'],
-                post_logout_redirect_uris: ['http://localhost:*/*'],
-                backchannel_logout_uri: `${publicUrl}/auth/backchannel-logout`,
-              },
-            ],
-          },
+          config: idpConfigFor(publicUrl),
         })
         return { ...options(), store: storeA }
       },

@@ -9,11 +9,14 @@ import { after, before, describe, it } from 'node:test'
 
 import { Redis } from 'ioredis'
 import { loadSessionConfig, type SessionAuthOptions } from '@ssokit/core'
-import { CookieJar, DEFAULT_IDP_CONFIG, startIdp, type RunningIdp } from '@ssokit/idp'
+import { CookieJar, startIdp, type RunningIdp } from '@ssokit/idp'
 import { RedisSessionStore } from '@ssokit/redis'
 
 import { startRedis, type RunningRedis } from '../support/redis.js'
 import {
+  CLIENT_ID,
+  CLIENT_SECRET,
+  idpConfigFor,
   beginLogin,
   fetchLogin,
   finishLogin,
@@ -23,8 +26,6 @@ import {
 } from '../support/session-redis.js'
 
 const SECRET = 'redis-session-secret-0123456789abcdef'
-const CLIENT_ID = 'session-app'
-const CLIENT_SECRET = 'session-app-secret'
 const ACCESS_TOKEN_TTL = 60
 /** The session cookie over http://localhost (no `__Host-` prefix without `Secure`). */
 const SESSION_COOKIE = 'ssokit-session'
@@ -80,21 +81,8 @@ before(async () => {
         port: 0,
         log: false,
         accessTokenTtl: ACCESS_TOKEN_TTL,
-        config: {
-          ...DEFAULT_IDP_CONFIG,
-          clients: [
-            ...(DEFAULT_IDP_CONFIG.clients ?? []),
-            {
-              client_id: CLIENT_ID,
-              secret: CLIENT_SECRET,
-              grant_types: ['authorization_code', 'refresh_token'],
-              redirect_uris: ['http://localhost:*/*'],
-              post_logout_redirect_uris: ['http://localhost:*/*'],
-              // Only the first replica is registered: the provider reaches one instance.
-              backchannel_logout_uri: `${publicUrl}/auth/backchannel-logout`,
-            },
-          ],
-        },
+        // Only the first replica is registered: the provider reaches one instance.
+        config: idpConfigFor(publicUrl),
       })
       return {
         ...baseOptions(),

@@ -9,10 +9,18 @@ import { after, before, describe, it } from 'node:test'
 
 import type { SessionAuthOptions } from '@ssokit/core'
 import { runSessionStoreContract } from '@ssokit/core/store-contract'
-import { CookieJar, DEFAULT_IDP_CONFIG, startIdp, type RunningIdp } from '@ssokit/idp'
+import { CookieJar, startIdp, type RunningIdp } from '@ssokit/idp'
 import type { RedisSessionStore } from '@ssokit/redis'
 
-import { fetchLogin, me, startRedisSessionApp, type RedisSessionApp } from './session-redis.js'
+import {
+  CLIENT_ID,
+  CLIENT_SECRET,
+  fetchLogin,
+  idpConfigFor,
+  me,
+  startRedisSessionApp,
+  type RedisSessionApp,
+} from './session-redis.js'
 
 export interface Topology {
   /** `Redis Cluster`, `Redis Sentinel`: names the suites. */
@@ -26,8 +34,6 @@ export interface Topology {
 }
 
 const SECRET = 'distributed-session-secret-0123456789'
-const CLIENT_ID = 'session-app'
-const CLIENT_SECRET = 'session-app-secret'
 const SESSION_COOKIE = 'ssokit-session'
 const PREFIX = 'shared:'
 
@@ -85,20 +91,7 @@ export function runDistributedSessionSuite(topology: Topology): void {
             port: 0,
             log: false,
             accessTokenTtl: 60,
-            config: {
-              ...DEFAULT_IDP_CONFIG,
-              clients: [
-                ...(DEFAULT_IDP_CONFIG.clients ?? []),
-                {
-                  client_id: CLIENT_ID,
-                  secret: CLIENT_SECRET,
-                  grant_types: ['authorization_code', 'refresh_token'],
-                  redirect_uris: ['http://localhost:*/*'],
-                  post_logout_redirect_uris: ['http://localhost:*/*'],
-                  backchannel_logout_uri: `${publicUrl}/auth/backchannel-logout`,
-                },
-              ],
-            },
+            config: idpConfigFor(publicUrl),
           })
           return options()
         },

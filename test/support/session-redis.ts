@@ -8,8 +8,32 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
 import { createSessionAuth, type SessionAuth, type SessionAuthOptions } from '@ssokit/core'
-import { CookieJar, loginWithPassword } from '@ssokit/idp'
+import { CookieJar, DEFAULT_IDP_CONFIG, loginWithPassword, type IdpConfig } from '@ssokit/idp'
 import { withAuth } from '@ssokit/node'
+
+export const CLIENT_ID = 'session-app'
+export const CLIENT_SECRET = 'session-app-secret'
+
+/**
+ * The development realm plus the replicas' confidential client, whose back-channel logout the
+ * provider sends to `publicUrl` (one instance: the others learn of it through the store).
+ */
+export function idpConfigFor(publicUrl: string): IdpConfig {
+  return {
+    ...DEFAULT_IDP_CONFIG,
+    clients: [
+      ...(DEFAULT_IDP_CONFIG.clients ?? []),
+      {
+        client_id: CLIENT_ID,
+        secret: CLIENT_SECRET,
+        grant_types: ['authorization_code', 'refresh_token'],
+        redirect_uris: ['http://localhost:*/*'],
+        post_logout_redirect_uris: ['http://localhost:*/*'],
+        backchannel_logout_uri: `${publicUrl}/auth/backchannel-logout`,
+      },
+    ],
+  }
+}
 
 export interface RedisSessionApp {
   /** `http://localhost:<port>` */
