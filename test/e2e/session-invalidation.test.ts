@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 
-import { CookieJar, startIdp, type RunningIdp } from '@ssokit/idp'
+import { CookieJar, logoutAtIdp, startIdp, type RunningIdp } from '@ssokit/idp'
 import { RedisSessionStore } from '@ssokit/redis'
 
 import { startRedis, type RunningRedis } from '../support/redis.js'
@@ -116,11 +116,7 @@ describe('a session ended on one replica, served from the cache of another', () 
     const { login, cookie } = await cachedOnB()
     const before = cached(storeB)
     const seen = appA.requests.length
-    const logout = await login.idp.fetch(
-      `${idp.issuer}/protocol/openid-connect/logout?client_id=${CLIENT_ID}`,
-    )
-    assert.ok(logout.status < 400)
-    await logout.body?.cancel()
+    await logoutAtIdp({ issuer: idp.issuer, cookies: login.idp, clientId: CLIENT_ID })
     assert.ok(appA.requests.slice(seen).includes('POST /auth/backchannel-logout'))
     await delivered(storeB, before)
     for (let i = 0; i < 20; i++) assert.equal(await withCookie(appB.url, cookie), 401)

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test'
 
 import type { SessionAuthOptions } from '@ssokit/core'
 import { runSessionStoreContract } from '@ssokit/core/store-contract'
-import { CookieJar, startIdp, type RunningIdp } from '@ssokit/idp'
+import { CookieJar, logoutAtIdp, startIdp, type RunningIdp } from '@ssokit/idp'
 import type { RedisSessionStore } from '@ssokit/redis'
 
 import {
@@ -125,11 +125,7 @@ export function runDistributedSessionSuite(topology: Topology): void {
       assert.equal((await me(app2.url, alice.app)).status, 200)
       const cookie = alice.app.header(`${app2.url}/`)
       const seen = app1.requests.length
-      const logout = await alice.idp.fetch(
-        `${idp.issuer}/protocol/openid-connect/logout?client_id=${CLIENT_ID}`,
-      )
-      assert.ok(logout.status < 400)
-      await logout.body?.cancel()
+      await logoutAtIdp({ issuer: idp.issuer, cookies: alice.idp, clientId: CLIENT_ID })
       assert.ok(app1.requests.slice(seen).includes('POST /auth/backchannel-logout'))
       assert.equal((await withCookie(app2.url, cookie)).status, 401)
       assert.equal((await withCookie(app1.url, cookie)).status, 401)

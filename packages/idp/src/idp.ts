@@ -19,7 +19,7 @@ import {
 } from './config.js'
 import { generateSigningKey, loadOrCreateKeys, saveKeys, type SigningJwk } from './keys.js'
 import { errorPage, loginPage, PAGE_HEADERS } from './pages.js'
-import { createProvider, grantConsent, Realm } from './provider.js'
+import { createProvider, grantConsent, HINT_MATCHES_HEADER, Realm } from './provider.js'
 
 export type { TokenStyle } from './config.js'
 
@@ -260,9 +260,10 @@ export async function startIdp(options: IdpOptions = {}): Promise<RunningIdp> {
       delegate(replay(req, body), res, sub, url.search)
       return
     }
+    // Like Keycloak: only an ID token of this browser's session skips the question; a bare
+    // `client_id` is something any site can put in a link.
     if (sub === `${oidcPath}/logout` && method === 'GET' && !internal) {
-      const q = url.searchParams
-      if (q.has('id_token_hint') || q.has('client_id')) {
+      if (url.searchParams.has('id_token_hint')) {
         await logoutWithoutPrompt(req, res, url)
         return
       }
@@ -483,9 +484,9 @@ export async function startIdp(options: IdpOptions = {}): Promise<RunningIdp> {
   }
 
   /**
-   * Every client of the realm is first-party, so a logout naming one (`id_token_hint` or
-   * `client_id`) ends the session at once instead of asking; oidc-provider's own confirmation
-   * form is submitted here, so its logout, grant revocation and back-channel calls all run.
+   * A logout carrying an ID token of the browser's own session ends it at once instead of
+   * asking; oidc-provider's own confirmation form is submitted here, so its logout, grant
+   * revocation and back-channel calls all run. Any other hint gets the confirmation page.
    */
   async function logoutWithoutPrompt(
     req: IncomingMessage,
@@ -516,9 +517,16 @@ export async function startIdp(options: IdpOptions = {}): Promise<RunningIdp> {
     keep(first)
     const html = await first.text()
     const xsrf = /name="xsrf" value="([^"]+)"/.exec(html)?.[1]
-    if (first.status !== 200 || xsrf === undefined) {
+    const ownSession = first.headers.get(HINT_MATCHES_HEADER) === 'session'
+    if (first.status !== 200 || xsrf === undefined || !ownSession) {
+      const pageHeaders: OutgoingHttpHeaders = {}
+      for (const name of Object.keys(PAGE_HEADERS)) {
+        const value = first.headers.get(name)
+        if (value !== null) pageHeaders[name] = value
+      }
       send(res, first.status, html, {
-        'content-type': first.headers.get('content-type') ?? 'text/html; charset=utf-8',
+        'content-type': 'text/html; charset=utf-8',
+        ...pageHeaders,
         'set-cookie': setCookies,
         'cache-control': 'no-store',
       })

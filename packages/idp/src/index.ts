@@ -15,5 +15,17 @@ export type {
 } from './config.js'
 export { generateSigningKey, loadOrCreateKeys, rotateKeysFile } from './keys.js'
 export type { SigningJwk } from './keys.js'
-export { approveDevice, CookieJar, LoginRejectedError, loginWithPassword } from './testing.js'
-export type { ApproveDeviceOptions, LoginOptions, LoginResult } from './testing.js'
+export {
+  approveDevice,
+  CookieJar,
+  LoginRejectedError,
+  loginWithPassword,
+  logoutAtIdp,
+} from './testing.js'
+export type {
+  ApproveDeviceOptions,
+  LoginOptions,
+  LoginResult,
+  LogoutOptions,
+  LogoutResult,
+} from './testing.js'

@@ -19,6 +19,7 @@ declare module 'oidc-provider' {
     accountId?: string
     uid: string
     jti: string
+    sidFor(clientId: string): string | undefined
   }
 
   export interface OidcContext {
@@ -28,6 +29,7 @@ declare module 'oidc-provider' {
     readonly params?: UnknownRecord
     readonly body?: UnknownRecord
     readonly session?: SessionModel
+    readonly entities: Readonly<Record<string, unknown>>
     entity(name: string, value: unknown): void
     urlFor(name: string, params?: UnknownRecord): string
   }

@@ -34,6 +34,23 @@ import {
 
 type OidcProviderModule = typeof import('oidc-provider')
 
+/**
+ * Set on the logout confirmation page when the request's `id_token_hint` is an ID token of the
+ * browser's own session: only then may the page be confirmed without asking the user.
+ */
+export const HINT_MATCHES_HEADER = 'x-ssokit-logout-hint'
+
+/** Whether the validated `id_token_hint` names the browser's own login session. */
+function hintMatchesSession(ctx: ProviderContext): boolean {
+  const hint = ctx.oidc.entities.IdTokenHint as { payload?: Record<string, unknown> } | undefined
+  const session = ctx.oidc.session
+  const payload = hint?.payload
+  if (payload === undefined || session?.accountId === undefined) return false
+  const { sub, sid, aud } = payload
+  if (sub !== session.accountId || typeof aud !== 'string') return false
+  return typeof sid === 'string' && session.sidFor(aud) === sid
+}
+
 /** Resource indicators name clients this way; the token audience is the bare client id. */
 export const RESOURCE_PREFIX = 'urn:ssokit:client:'
 const RESOURCE_SCOPE = 'openid profile email offline_access'
@@ -384,7 +401,9 @@ export async function createProvider(realm: Realm): Promise<Provider> {
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
+        // oidc-provider has validated any id_token_hint (signature, issuer, audience) by now.
         logoutSource: (ctx: ProviderContext, form: string) => {
+          if (hintMatchesSession(ctx)) ctx.set(HINT_MATCHES_HEADER, 'session')
           setPage(ctx, logoutConfirmPage(name, form))
         },
         postLogoutSuccessSource: (ctx: ProviderContext) => {

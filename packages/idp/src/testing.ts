@@ -209,3 +209,56 @@ export async function approveDevice(options: ApproveDeviceOptions): Promise<void
   if (response.status !== 200)
     throw new Error(`device approval ended with status ${response.status}`)
 }
+
+export interface LogoutOptions {
+  /** The realm's issuer. */
+  issuer: string
+  /** The jar holding the idp session to end (from `loginWithPassword`). */
+  cookies: CookieJar
+  /** The client the logout is for (`client_id`). */
+  clientId?: string
+  /** An ID token of this session; with it the idp logs out without asking. */
+  idTokenHint?: string
+  /** Where the idp sends the browser afterwards; must be registered for the client. */
+  postLogoutRedirectUri?: string
+}
+
+export interface LogoutResult {
+  /** Where the idp finally sent the browser: the post-logout URI, or its own signed-out page. */
+  location: string
+  /** Whether the idp asked to confirm (no valid hint) and the confirmation was submitted. */
+  confirmed: boolean
+}
+
+/**
+ * Signs out at the idp as a person would: opens the logout endpoint and, when the idp asks
+ * (a logout without a valid `id_token_hint`), presses "Sign out".
+ */
+export async function logoutAtIdp(options: LogoutOptions): Promise<LogoutResult> {
+  const jar = options.cookies
+  const url = new URL(`${options.issuer.replace(/\/$/, '')}/protocol/openid-connect/logout`)
+  if (options.clientId !== undefined) url.searchParams.set('client_id', options.clientId)
+  if (options.idTokenHint !== undefined) url.searchParams.set('id_token_hint', options.idTokenHint)
+  if (options.postLogoutRedirectUri !== undefined)
+    url.searchParams.set('post_logout_redirect_uri', options.postLogoutRedirectUri)
+  const first = await jar.fetch(url)
+  let response = first
+  let confirmed = false
+  if (first.status === 200) {
+    const html = await first.text()
+    const action = formAction(html, 'op\\.logoutForm', url.href)
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(html)?.[1]
+    if (action === undefined || xsrf === undefined) return { location: url.href, confirmed }
+    response = await jar.fetch(action, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ xsrf, logout: 'yes' }),
+    })
+    confirmed = true
+  }
+  const location = response.headers.get('location')
+  await response.body?.cancel()
+  if (response.status < 300 || response.status >= 400 || location === null)
+    throw new Error(`the idp's logout answered ${response.status}`)
+  return { location: new URL(location, url).href, confirmed }
+}
