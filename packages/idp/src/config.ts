@@ -50,6 +50,11 @@ export interface IdpClientConfig {
   backchannel_logout_uri?: string
   /** Roles of this client's service account in other clients, by client id (`"*"` = every client). */
   roles?: Readonly<Record<string, readonly string[]>>
+  /**
+   * Other clients this client may ask tokens for with a resource indicator (RFC 8707
+   * `resource=urn:ssokit:client:<client id>`). Default none: only its own audience.
+   */
+  resource_audiences?: readonly string[]
 }
 
 /** The realm: users, clients and token lifetimes (seconds). */
@@ -75,6 +80,7 @@ export interface ResolvedClient extends IdpClientConfig {
   redirect_uris: readonly string[]
   post_logout_redirect_uris: readonly string[]
   roles: Readonly<Record<string, readonly string[]>>
+  resource_audiences: readonly string[]
 }
 
 /** A fully validated configuration with every default applied. */
@@ -260,6 +266,7 @@ const CLIENT_KEYS = [
   'post_logout_redirect_uris',
   'backchannel_logout_uri',
   'roles',
+  'resource_audiences',
 ]
 
 /**
@@ -344,6 +351,7 @@ export function resolveIdpConfig(input: unknown, source = 'config'): ResolvedIdp
       redirect_uris: redirects,
       post_logout_redirect_uris: postLogout,
       roles: r.roleMap(c.roles, `${path}.roles`),
+      resource_audiences: r.strings(c.resource_audiences, `${path}.resource_audiences`),
     }
     if (secret !== undefined) client.secret = secret
     const name = r.optionalString(c.name, `${path}.name`)
@@ -367,6 +375,10 @@ export function resolveIdpConfig(input: unknown, source = 'config'): ResolvedIdp
   })
   clients.forEach((client, i) => {
     checkRoleTargets(r, client.roles, `clients[${i}].roles`, seenClients)
+    client.resource_audiences.forEach((audience, j) => {
+      if (!seenClients.has(audience))
+        r.fail(`clients[${i}].resource_audiences[${j}]`, 'names no known client')
+    })
   })
 
   const accessTokenTtl = r.ttl(top.access_token_ttl, 'access_token_ttl', 300)

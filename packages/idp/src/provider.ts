@@ -250,6 +250,28 @@ export async function createProvider(realm: Realm): Promise<Provider> {
     }
   }
 
+  // Client credentials with CERN's `audience` parameter: the indicator it stands for, per request.
+  const audienceRequests = new WeakMap<ProviderContext, string>()
+
+  /**
+   * Whether `client` may have a token for `audience`: its own, one it is configured for
+   * (`resource_audiences`), one named by CERN's client-credentials `audience`, or the one a
+   * token exchange already granted to the refresh token being used.
+   */
+  const mayAddress = (
+    ctx: ProviderContext,
+    client: ClientModel,
+    indicator: string,
+    audience: string,
+  ): boolean => {
+    if (audience === client.clientId) return true
+    if (realm.client(client.clientId)?.resource_audiences.includes(audience)) return true
+    if (audienceRequests.get(ctx) === indicator) return true
+    const refresh = ctx.oidc.entities.RefreshToken as BaseTokenModel | undefined
+    const granted = refresh?.gty?.split(' ').includes('token_exchange') ? refresh.resource : []
+    return granted === indicator || (Array.isArray(granted) && granted.includes(indicator))
+  }
+
   const tokenExchange = async (ctx: ProviderContext): Promise<void> => {
     const provider = realm.provider
     const client = ctx.oidc.client
@@ -450,16 +472,21 @@ export async function createProvider(realm: Realm): Promise<Provider> {
             ctx.oidc.params?.grant_type === 'client_credentials' &&
             typeof audience === 'string'
           ) {
-            return `${RESOURCE_PREFIX}${audience}`
+            const indicator = `${RESOURCE_PREFIX}${audience}`
+            audienceRequests.set(ctx, indicator)
+            return indicator
           }
           return `${RESOURCE_PREFIX}${client.clientId}`
         },
-        getResourceServerInfo: (_ctx: ProviderContext, indicator: string) => {
+        getResourceServerInfo: (ctx: ProviderContext, indicator: string, client: ClientModel) => {
           const audience = indicator.startsWith(RESOURCE_PREFIX)
             ? indicator.slice(RESOURCE_PREFIX.length)
             : undefined
           if (audience === undefined || !realm.client(audience)) {
             throw new errors.InvalidTarget('audience names no known client')
+          }
+          if (!mayAddress(ctx, client, indicator, audience)) {
+            throw new errors.InvalidTarget('this client may not ask for tokens for that audience')
           }
           return realm.resourceServerInfo(audience)
         },
