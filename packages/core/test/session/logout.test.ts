@@ -65,8 +65,15 @@ function logoutClaims(extra: Record<string, unknown> = {}): Record<string, unkno
   }
 }
 
+/** A user whose 500 roles make an ID token of about 18 kB. */
+const MANY_ROLES = {
+  username: 'many-roles',
+  password: 'many-roles',
+  roles: { 'web-app': Array.from({ length: 500 }, (_, i) => `experiment-member-group-${i}`) },
+}
+
 before(async () => {
-  t = await startTestIdp()
+  t = await startTestIdp({ users: [MANY_ROLES] })
   store = new MemorySessionStore()
   auth = createSessionAuth(options())
 })
@@ -121,6 +128,46 @@ describe('RP-initiated logout', () => {
       assert.equal(target.searchParams.get('post_logout_redirect_uri'), `${APP}/`)
       assert.equal(target.searchParams.get('id_token_hint'), null)
     }
+  })
+
+  it('H04 a user with a huge ID token is logged out at the provider too: the redirect stays small', async () => {
+    const browser = await loggedIn(auth, MANY_ROLES.username)
+    const id = sessionIdOf(browser)
+    const idToken = (JSON.parse((await store.get(id))!.data) as { idToken: string }).idToken
+    assert.ok(idToken.length > 16_000, `the ID token is ${idToken.length} characters`)
+    const response = await browser.route('/auth/logout', { method: 'POST' })
+    assert.equal(response.status, 302)
+    const location = response.headers.get('location')!
+    assert.ok(location.length <= 4096, `the logout redirect is ${location.length} characters`)
+    const target = new URL(location)
+    assert.equal(`${target.origin}${target.pathname}`, `${t.issuer}/protocol/openid-connect/logout`)
+    assert.equal(target.searchParams.get('id_token_hint'), null)
+    assert.equal(target.searchParams.get('client_id'), 'web-app')
+    assert.equal(target.searchParams.get('post_logout_redirect_uri'), `${APP}/`)
+    assert.equal(await store.get(id), undefined)
+
+    // The provider takes the request; without the hint it asks, and the user confirms.
+    const atIdp = await browser.idpCookies.fetch(target)
+    assert.equal(atIdp.status, 200)
+    const html = await atIdp.text()
+    const action = /<form id="op\.logoutForm" method="post" action="([^"]+)"/.exec(html)?.[1]
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(html)?.[1]
+    assert.ok(action !== undefined && xsrf !== undefined, 'the provider shows its confirmation')
+    const confirmed = await browser.idpCookies.fetch(new URL(action, target), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ xsrf, logout: 'yes' }),
+    })
+    assert.equal(confirmed.status, 303)
+    assert.equal(confirmed.headers.get('location'), `${APP}/`)
+
+    // The provider session really ended: the next sign-in asks for the password again.
+    const forms = () =>
+      t.idp.requests.filter((r) => r.path.includes('/login-actions/') && r.method === 'POST').length
+    const before = forms()
+    assert.equal((await browser.login(MANY_ROLES.username)).status, 302)
+    assert.equal(forms(), before + 1)
+    assert.equal((await auth.authenticate(cookieRequest(browser))).subject, MANY_ROLES.username)
   })
 
   it('B23 nothing is ended by a GET naming a sid', async () => {
