@@ -17,6 +17,20 @@ export const GRANT_TYPE_URNS: Readonly<Record<IdpGrantType, string>> = {
   token_exchange: 'urn:ietf:params:oauth:grant-type:token-exchange',
 }
 
+/** How a client authenticates at the token endpoint (OpenID Connect Core §9). */
+export type IdpClientAuthMethod =
+  'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none'
+
+export const CLIENT_AUTH_METHODS: readonly IdpClientAuthMethod[] = [
+  'client_secret_basic',
+  'client_secret_post',
+  'private_key_jwt',
+  'none',
+]
+
+/** A public key of a client's JWK Set, for `private_key_jwt`. */
+export type IdpClientJwk = Readonly<Record<string, unknown>> & { readonly kty: string }
+
 /** A person who can log in. Keys are spelled like the claims they feed. */
 export interface IdpUserConfig {
   username: string
@@ -35,8 +49,15 @@ export interface IdpUserConfig {
 /** An application registered in the realm. */
 export interface IdpClientConfig {
   client_id: string
-  /** The client secret; a client without one is public (PKCE, no authentication). */
+  /** The client secret; a client without one (or `jwks`) is public (PKCE, no authentication). */
   secret?: string
+  /**
+   * How the client authenticates at the token endpoint. Default `client_secret_basic` with a
+   * secret (`client_secret_post` is accepted too), `private_key_jwt` with `jwks`, else `none`.
+   */
+  token_endpoint_auth_method?: IdpClientAuthMethod
+  /** The client's public keys, for `private_key_jwt`: `{ keys: [ ...public JWKs ] }`. */
+  jwks?: { readonly keys: readonly IdpClientJwk[] }
   name?: string
   grant_types?: readonly IdpGrantType[]
   /**
@@ -66,6 +87,11 @@ export interface IdpConfig {
   refresh_token_ttl?: number
   offline_token_ttl?: number
   session_ttl?: number
+  /**
+   * The client authentication methods the realm accepts and lists in its discovery document.
+   * Default: all of `client_secret_basic`, `client_secret_post`, `private_key_jwt` and `none`.
+   */
+  token_endpoint_auth_methods?: readonly IdpClientAuthMethod[]
   /** Path of the signing keys file (relative to the config file when read from one). */
   keys?: string
 }
@@ -76,6 +102,7 @@ export interface ResolvedUser extends IdpUserConfig {
 }
 
 export interface ResolvedClient extends IdpClientConfig {
+  token_endpoint_auth_method: IdpClientAuthMethod
   grant_types: readonly IdpGrantType[]
   redirect_uris: readonly string[]
   post_logout_redirect_uris: readonly string[]
@@ -92,6 +119,7 @@ export interface ResolvedIdpConfig {
   readonly refreshTokenTtl: number
   readonly offlineTokenTtl: number
   readonly sessionTtl: number
+  readonly tokenEndpointAuthMethods: readonly IdpClientAuthMethod[]
   readonly keys?: string
 }
 
@@ -163,6 +191,8 @@ export class IdpConfigError extends Error {
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
+/** Client ids may also hold `~`: RFC 3986's unreserved characters, which some providers allow. */
+const CLIENT_ID = /^[A-Za-z0-9][A-Za-z0-9._~-]*$/
 
 class Reader {
   constructor(readonly source: string) {}
@@ -197,6 +227,13 @@ class Reader {
   name(value: unknown, path: string): string {
     const text = this.string(value, path)
     if (!NAME.test(text)) this.fail(path, 'may contain only letters, digits, ".", "_" and "-"')
+    return text
+  }
+
+  clientId(value: unknown, path: string): string {
+    const text = this.string(value, path)
+    if (!CLIENT_ID.test(text))
+      this.fail(path, 'may contain only letters, digits, ".", "_", "~" and "-"')
     return text
   }
 
@@ -244,6 +281,7 @@ const TOP_KEYS = [
   'refresh_token_ttl',
   'offline_token_ttl',
   'session_ttl',
+  'token_endpoint_auth_methods',
   'keys',
 ]
 const USER_KEYS = [
@@ -260,6 +298,8 @@ const USER_KEYS = [
 const CLIENT_KEYS = [
   'client_id',
   'secret',
+  'token_endpoint_auth_method',
+  'jwks',
   'name',
   'grant_types',
   'redirect_uris',
@@ -312,9 +352,11 @@ export function resolveIdpConfig(input: unknown, source = 'config'): ResolvedIdp
     const path = `clients[${i}]`
     const c = r.object(raw, path, CLIENT_KEYS)
     const secret = r.optionalString(c.secret, `${path}.secret`)
+    const jwks = clientJwks(r, c.jwks, `${path}.jwks`)
+    const method = authMethod(r, c.token_endpoint_auth_method, secret, jwks, path)
     const grants = (
       c.grant_types === undefined
-        ? secret === undefined
+        ? method === 'none'
           ? ['authorization_code', 'refresh_token', 'device_code']
           : ['authorization_code', 'refresh_token', 'client_credentials']
         : r.strings(c.grant_types, `${path}.grant_types`)
@@ -327,10 +369,10 @@ export function resolveIdpConfig(input: unknown, source = 'config'): ResolvedIdp
       }
       return grant as IdpGrantType
     })
-    if (secret === undefined) {
+    if (method === 'none') {
       for (const confidentialOnly of ['client_credentials', 'token_exchange'] as const) {
         if (grants.includes(confidentialOnly)) {
-          r.fail(`${path}.grant_types`, `${confidentialOnly} needs a client secret`)
+          r.fail(`${path}.grant_types`, `${confidentialOnly} needs a client secret or keys`)
         }
       }
     }
@@ -346,7 +388,8 @@ export function resolveIdpConfig(input: unknown, source = 'config'): ResolvedIdp
       checkPattern(r, uri, `${path}.post_logout_redirect_uris[${j}]`)
     })
     const client: ResolvedClient = {
-      client_id: r.name(c.client_id, `${path}.client_id`),
+      client_id: r.clientId(c.client_id, `${path}.client_id`),
+      token_endpoint_auth_method: method,
       grant_types: grants,
       redirect_uris: redirects,
       post_logout_redirect_uris: postLogout,
@@ -354,6 +397,7 @@ export function resolveIdpConfig(input: unknown, source = 'config'): ResolvedIdp
       resource_audiences: r.strings(c.resource_audiences, `${path}.resource_audiences`),
     }
     if (secret !== undefined) client.secret = secret
+    if (jwks !== undefined) client.jwks = jwks
     const name = r.optionalString(c.name, `${path}.name`)
     if (name !== undefined) client.name = name
     const backchannel = r.optionalString(c.backchannel_logout_uri, `${path}.backchannel_logout_uri`)
@@ -390,9 +434,89 @@ export function resolveIdpConfig(input: unknown, source = 'config'): ResolvedIdp
     refreshTokenTtl: r.ttl(top.refresh_token_ttl, 'refresh_token_ttl', 1800),
     offlineTokenTtl: r.ttl(top.offline_token_ttl, 'offline_token_ttl', 30 * 24 * 3600),
     sessionTtl: r.ttl(top.session_ttl, 'session_ttl', 10 * 3600),
+    tokenEndpointAuthMethods:
+      top.token_endpoint_auth_methods === undefined
+        ? CLIENT_AUTH_METHODS
+        : authMethods(r, top.token_endpoint_auth_methods, 'token_endpoint_auth_methods'),
   }
+  clients.forEach((client, i) => {
+    if (!resolved.tokenEndpointAuthMethods.includes(client.token_endpoint_auth_method)) {
+      r.fail(
+        `clients[${i}].token_endpoint_auth_method`,
+        `${client.token_endpoint_auth_method} is not in the realm's token_endpoint_auth_methods`,
+      )
+    }
+  })
   const keys = r.optionalString(top.keys, 'keys')
   return keys === undefined ? resolved : { ...resolved, keys }
+}
+
+function authMethods(r: Reader, value: unknown, path: string): IdpClientAuthMethod[] {
+  const list = r.strings(value, path)
+  if (list.length === 0) r.fail(path, 'must name at least one method')
+  list.forEach((method, i) => {
+    if (!(CLIENT_AUTH_METHODS as readonly string[]).includes(method)) {
+      r.fail(
+        `${path}[${i}]`,
+        `unknown method "${method}" (expected one of: ${CLIENT_AUTH_METHODS.join(', ')})`,
+      )
+    }
+  })
+  return list as IdpClientAuthMethod[]
+}
+
+function clientJwks(
+  r: Reader,
+  value: unknown,
+  path: string,
+): { readonly keys: readonly IdpClientJwk[] } | undefined {
+  if (value === undefined) return undefined
+  const set = r.object(value, path, ['keys'])
+  const keys = r.array(set.keys, `${path}.keys`).map((raw, i) => {
+    const key = r.object(raw, `${path}.keys[${i}]`, Object.keys(raw as object))
+    if (typeof key.kty !== 'string') r.fail(`${path}.keys[${i}].kty`, 'must be a key type')
+    // A private part here would mean the realm holds a secret the client alone should have.
+    for (const part of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k']) {
+      if (part in key)
+        r.fail(`${path}.keys[${i}].${part}`, 'must not be set: give public keys only')
+    }
+    return key as IdpClientJwk
+  })
+  if (keys.length === 0) r.fail(`${path}.keys`, 'must hold at least one public key')
+  return { keys }
+}
+
+function authMethod(
+  r: Reader,
+  value: unknown,
+  secret: string | undefined,
+  jwks: { readonly keys: readonly IdpClientJwk[] } | undefined,
+  path: string,
+): IdpClientAuthMethod {
+  const method =
+    value === undefined
+      ? secret !== undefined
+        ? 'client_secret_basic'
+        : jwks !== undefined
+          ? 'private_key_jwt'
+          : 'none'
+      : r.string(value, `${path}.token_endpoint_auth_method`)
+  if (!(CLIENT_AUTH_METHODS as readonly string[]).includes(method)) {
+    r.fail(
+      `${path}.token_endpoint_auth_method`,
+      `unknown method "${method}" (expected one of: ${CLIENT_AUTH_METHODS.join(', ')})`,
+    )
+  }
+  const needsSecret = method === 'client_secret_basic' || method === 'client_secret_post'
+  if (needsSecret && secret === undefined) r.fail(`${path}.secret`, `is required for ${method}`)
+  if (method === 'private_key_jwt' && jwks === undefined)
+    r.fail(`${path}.jwks`, 'is required for private_key_jwt')
+  if (method === 'none' && secret !== undefined)
+    r.fail(
+      `${path}.secret`,
+      'must not be set for a public client (token_endpoint_auth_method none)',
+    )
+  return method as IdpClientAuthMethod
 }
 
 function checkRoleTargets(

@@ -430,7 +430,10 @@ export async function startIdp(options: IdpOptions = {}): Promise<RunningIdp> {
     }
     const client = id === undefined ? undefined : realm.client(id)
     if (!client) return undefined
-    if (client.secret === undefined) return secret === undefined ? client : undefined
+    if (client.token_endpoint_auth_method === 'none')
+      return secret === undefined ? client : undefined
+    // A client that signs assertions (private_key_jwt) has no secret to compare here.
+    if (client.secret === undefined) return undefined
     return secret !== undefined && secretsEqual(secret, client.secret) ? client : undefined
   }
 

@@ -7,7 +7,9 @@ export {
   resolveIdpConfig,
 } from './config.js'
 export type {
+  IdpClientAuthMethod,
   IdpClientConfig,
+  IdpClientJwk,
   IdpConfig,
   IdpGrantType,
   IdpUserConfig,

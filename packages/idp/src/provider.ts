@@ -178,9 +178,9 @@ function clientMetadata(client: ResolvedClient): Record<string, unknown> {
   return {
     client_id: client.client_id,
     client_name: client.name ?? client.client_id,
-    ...(client.secret === undefined
-      ? { token_endpoint_auth_method: 'none' }
-      : { client_secret: client.secret, token_endpoint_auth_method: 'client_secret_basic' }),
+    token_endpoint_auth_method: client.token_endpoint_auth_method,
+    ...(client.secret === undefined ? {} : { client_secret: client.secret }),
+    ...(client.jwks === undefined ? {} : { jwks: client.jwks }),
     grant_types: client.grant_types.map((g) => GRANT_TYPE_URNS[g]),
     response_types: code ? ['code'] : [],
     redirect_uris: examplesForPatterns(client.redirect_uris),
@@ -349,6 +349,7 @@ export async function createProvider(realm: Realm): Promise<Provider> {
   const configuration = {
     adapter: (model: string) => new MemoryAdapter(model, realm.store),
     clients: config.clients.map(clientMetadata),
+    clientAuthMethods: [...config.tokenEndpointAuthMethods],
     jwks: { keys: realm.keys },
     cookies: { keys: realm.cookieKeys },
     claims: {

@@ -61,6 +61,27 @@ describe('configuration validation', () => {
       ],
       [{ access_token_ttl: -1 }, 'access_token_ttl'],
       [{ realm: 'a b' }, 'realm'],
+      [
+        { clients: [{ client_id: 'c', token_endpoint_auth_method: 'tls_client_auth' }] },
+        'clients[0].token_endpoint_auth_method',
+      ],
+      [
+        { clients: [{ client_id: 'c', token_endpoint_auth_method: 'private_key_jwt' }] },
+        'clients[0].jwks',
+      ],
+      [
+        { clients: [{ client_id: 'c', token_endpoint_auth_method: 'client_secret_post' }] },
+        'clients[0].secret',
+      ],
+      [
+        { clients: [{ client_id: 'c', jwks: { keys: [{ kty: 'EC', d: 'private' }] } }] },
+        'clients[0].jwks.keys[0].d',
+      ],
+      [
+        { token_endpoint_auth_methods: ['private_key_jwt'], clients: [{ client_id: 'c' }] },
+        'clients[0].token_endpoint_auth_method',
+      ],
+      [{ token_endpoint_auth_methods: [] }, 'token_endpoint_auth_methods'],
     ]
     for (const [config, path] of cases) {
       assert.throws(

@@ -67,7 +67,12 @@ function describeRealm(config: ResolvedIdpConfig): string[] {
   }
   lines.push('Clients:')
   for (const client of config.clients) {
-    const secret = client.secret === undefined ? 'public' : `secret ${client.secret}`
+    const secret =
+      client.secret !== undefined
+        ? `secret ${client.secret}`
+        : client.token_endpoint_auth_method === 'private_key_jwt'
+          ? 'private_key_jwt'
+          : 'public'
     lines.push(`  ${client.client_id}  (${secret}; ${client.grant_types.join(', ')})`)
   }
   return lines

@@ -37,9 +37,9 @@ function refusedLogin(
   answer: TokenEndpointError,
   cause: unknown,
 ): LoginFailure {
-  const { config } = context
-  const refusal = tokenRefusal(answer)
-  const said = providerText(answer.description, [config.clientSecret, ...config.secrets])
+  const { config, clientAuth } = context
+  const refusal = tokenRefusal(answer, clientAuth.method(metadata))
+  const said = providerText(answer.description, clientAuth.secrets(config.secrets))
   const given = `${answer.error}${said === undefined ? '' : ` (${said})`}`
   const url =
     metadata.token_endpoint === undefined ? undefined : loggableUrl(metadata.token_endpoint)
@@ -56,6 +56,24 @@ function refusedLogin(
         url,
         message: `The token endpoint${url === undefined ? '' : ` ${url}`} refused the code exchange with ${given}. ${refusal.check}`,
       },
+    },
+  )
+}
+
+/** The configured client authentication cannot work with this provider (checked before any request). */
+function unusableClientAuth(cause: unknown): LoginFailure {
+  const message =
+    cause instanceof Error ? cause.message : 'The client authentication method cannot be used.'
+  return new LoginFailure(
+    ERROR_STATUS.client_auth_failed,
+    'This application cannot authenticate itself to the identity provider.',
+    [
+      'This is a configuration problem of the application, for its administrators to fix; signing in again will not help.',
+    ],
+    {
+      cause,
+      code: 'client_auth_failed',
+      log: { level: 'error', reason: 'client_auth_unsupported', message },
     },
   )
 }
@@ -85,13 +103,20 @@ export async function completeLogin(
     })
   }
 
+  let authentication: oauth.ClientAuth
+  try {
+    authentication = await clientAuth.forProvider(metadata)
+  } catch (error) {
+    throw unusableClientAuth(error)
+  }
+
   let tokens: oauth.TokenEndpointResponse
   let claims: oauth.IDToken
   try {
     const response = await oauth.authorizationCodeGrantRequest(
       metadata,
       client,
-      clientAuth,
+      authentication,
       validated,
       config.redirectUri,
       transaction.verifier,

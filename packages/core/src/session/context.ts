@@ -2,11 +2,12 @@
  * What every step of the browser-session flow shares, built once per `createSessionAuth` from
  * the frozen configuration: the cookie keyring, the provider and the client registration.
  */
-import * as oauth from 'oauth4webapi'
+import type * as oauth from 'oauth4webapi'
 
 import type { RoleSource } from '../verify/claims.js'
 import type { EventSink } from '../verify/events.js'
 import type { SessionBearerOptions } from './bearer.js'
+import { ClientAuthentication } from './client-auth.js'
 import { expireCookie, parseCookies, serializeCookie, type CookieJar } from './cookies.js'
 import type { ResolvedSessionConfig } from './options.js'
 import { Provider } from './provider.js'
@@ -23,7 +24,8 @@ export interface SessionContext {
   readonly keyring: Keyring
   readonly provider: Provider
   readonly client: oauth.Client
-  readonly clientAuth: oauth.ClientAuth
+  /** How token requests authenticate this client, chosen per provider metadata. */
+  readonly clientAuth: ClientAuthentication
   /** Where failures and recoveries are reported: the `onEvent` hook, or stderr. */
   readonly events: EventSink
 }
@@ -41,7 +43,7 @@ export function createContext(config: SessionConfig, events: EventSink): Session
       events,
     }),
     client: { client_id: config.clientId, id_token_signed_response_alg: 'RS256' },
-    clientAuth: oauth.ClientSecretBasic(config.clientSecret),
+    clientAuth: new ClientAuthentication(config.clientCredentials),
     events,
   })
 }

@@ -4,6 +4,12 @@
  */
 import { SsoTypeError } from '../errors.js'
 import type { SsoEventHandler } from '../verify/events.js'
+import {
+  resolveClientCredentials,
+  type ClientCredentials,
+  type ClientPrivateKey,
+  type TokenEndpointAuthMethod,
+} from './client-auth.js'
 import { MemorySessionStore } from './memory-store.js'
 import type { SessionPageOptions } from './pages.js'
 import type { SessionStore } from './store.js'
@@ -56,7 +62,16 @@ export interface SessionAuthOptionsBase<Roles, Bearer> {
   /** The provider's issuer URL, e.g. `https://auth.cern.ch/auth/realms/cern`. */
   readonly issuer: string
   readonly clientId: string
-  readonly clientSecret: string
+  /** The client secret, for `client_secret_basic` and `client_secret_post`. */
+  readonly clientSecret?: string
+  /**
+   * How the application authenticates at the token endpoint. Default: `private_key_jwt` when a
+   * `clientPrivateKey` is given; else, with a `clientSecret`, `client_secret_basic` unless the
+   * discovery document lists only `client_secret_post`; else `none` (a public client).
+   */
+  readonly tokenEndpointAuth?: TokenEndpointAuthMethod
+  /** The private key that signs `private_key_jwt` assertions (its public half registered at the provider). */
+  readonly clientPrivateKey?: ClientPrivateKey
   /**
    * The application's external origin, e.g. `https://app.example.org`. The `redirect_uri`, the
    * cookie `Secure` flag and every redirect are built from it, never from request headers.
@@ -103,7 +118,8 @@ export interface ResolvedSessionConfig<Roles, Bearer> {
   /** The issuer exactly as configured: compared character for character with `iss` and discovery. */
   readonly issuer: string
   readonly clientId: string
-  readonly clientSecret: string
+  /** The secret, key and method of token-endpoint authentication, checked. */
+  readonly clientCredentials: ClientCredentials
   /** Origin only, no trailing slash. */
   readonly publicUrl: string
   readonly secrets: readonly string[]
@@ -206,7 +222,7 @@ export function resolveOptions<Roles, Bearer>(
     fail('createSessionAuth: issuer must not have a query or fragment')
 
   const clientId = requiredString(options.clientId, 'clientId')
-  const clientSecret = requiredString(options.clientSecret, 'clientSecret')
+  const clientCredentials = resolveClientCredentials(options)
 
   const publicUrlInput = requiredString(options.publicUrl, 'publicUrl')
   const publicUrl = parseUrl(publicUrlInput, 'publicUrl')
@@ -359,7 +375,7 @@ export function resolveOptions<Roles, Bearer>(
     pages,
     issuer: issuerText,
     clientId,
-    clientSecret,
+    clientCredentials,
     publicUrl: origin,
     secrets: Object.freeze(secrets as string[]),
     store,

@@ -3,6 +3,8 @@
  * document and its issuer, the endpoints, the provider's keys, the session store), each failure
  * named, logged once through the event hook, and cleared when it heals.
  */
+import type { AuthorizationServer } from 'oauth4webapi'
+
 import { isSsoError, SsoError } from '../errors.js'
 import type { BearerAuthenticator } from '../verify/bearer.js'
 import { JwksCache } from '../verify/jwks.js'
@@ -64,6 +66,7 @@ export class Readiness {
       })
       throw new SsoError('provider_unavailable', message, { retryAfter: 10 })
     }
+    this.#clientAuth(metadata)
     if (this.#bearer !== undefined) {
       // The bearer side reads the same provider's keys (or the configured jwksUri): its check
       // covers the keys of ID tokens as well.
@@ -71,6 +74,29 @@ export class Readiness {
       return
     }
     await this.#keySet(metadata.jwks_uri).ensureFresh()
+  }
+
+  /** The configured client authentication (or the one discovery chooses) must be one the provider accepts. */
+  #clientAuth(metadata: AuthorizationServer): void {
+    const { clientAuth, events } = this.#context
+    try {
+      clientAuth.method(metadata)
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error)
+      events.problem('client_auth', 'client_auth_unsupported', {
+        type: 'discovery_failed',
+        level: 'error',
+        message,
+        reason: 'client_auth_unsupported',
+        code: 'client_auth_failed',
+      })
+      throw error
+    }
+    events.resolve('client_auth', {
+      type: 'provider_recovered',
+      level: 'info',
+      message: 'The identity provider accepts the configured client authentication again.',
+    })
   }
 
   #keySet(uri: string | undefined): JwksCache {

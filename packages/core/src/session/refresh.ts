@@ -107,10 +107,10 @@ export class SessionRefresher {
   }
 
   /** A refusal that is not the end of one session: this application's registration is wrong. */
-  #reportRefusal(answer: TokenEndpointError): void {
-    const { config, events } = this.#context
-    const refusal = tokenRefusal(answer)
-    const said = providerText(answer.description, [config.clientSecret, ...config.secrets])
+  #reportRefusal(answer: TokenEndpointError, method: string | undefined): void {
+    const { config, events, clientAuth } = this.#context
+    const refusal = tokenRefusal(answer, method)
+    const said = providerText(answer.description, clientAuth.secrets(config.secrets))
     events.warnOnce(`refresh:${answer.error}`, {
       type: 'token_request_failed',
       level: refusal.level,
@@ -128,12 +128,15 @@ export class SessionRefresher {
     if (refreshToken === undefined) return record
     const now = config.now()
     let tokens: oauth.TokenEndpointResponse
+    let method: string | undefined
     try {
       const metadata = await provider.metadata()
+      const authentication = await clientAuth.forProvider(metadata)
+      method = clientAuth.method(metadata)
       const response = await oauth.refreshTokenGrantRequest(
         metadata,
         client,
-        clientAuth,
+        authentication,
         refreshToken,
         provider.requestOptions(),
       )
@@ -156,8 +159,17 @@ export class SessionRefresher {
         await config.store.delete(sessionId).catch(() => undefined)
         throw this.#rejections.missing(true, 'The session was ended by the identity provider.')
       }
-      if (answer !== undefined) this.#reportRefusal(answer)
-      if (!isTransient(error) && answer === undefined) {
+      if (answer !== undefined) this.#reportRefusal(answer, method)
+      if (isSsoError(error) && error.code === 'client_auth_failed') {
+        // Our configuration cannot work with this provider: keep the session, say why once.
+        this.#context.events.warnOnce('refresh:client_auth', {
+          type: 'token_request_failed',
+          level: 'error',
+          message: `${error.message} Sessions are kept until they expire.`,
+          reason: 'client_auth_unsupported',
+          code: 'client_auth_failed',
+        })
+      } else if (!isTransient(error) && answer === undefined) {
         // The answer came but failed validation (a refreshed ID token for someone else, a bad
         // signature): the session's identity can no longer be vouched for.
         await config.store.delete(sessionId).catch(() => undefined)

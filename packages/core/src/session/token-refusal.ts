@@ -28,15 +28,17 @@ export interface TokenRefusal {
 const ADMINS =
   'This is a configuration problem of the application, for its administrators to fix; signing in again will not help.'
 
-export function tokenRefusal(answer: TokenEndpointError): TokenRefusal {
+/** `method`: how the refused request authenticated the client, named in the operator's line. */
+export function tokenRefusal(answer: TokenEndpointError, method?: string): TokenRefusal {
   switch (answer.error) {
     case 'invalid_client':
       return {
         code: 'client_auth_failed',
         page: 'The identity provider refused this application’s credentials.',
         advice: ADMINS,
-        check:
-          'The provider refused this application’s credentials: check clientId and clientSecret, and the client authentication method registered at the provider.',
+        check: `The provider refused this application’s credentials${
+          method === undefined ? '' : ` (sent with ${method})`
+        }: check clientId and clientSecret (or clientPrivateKey), and that tokenEndpointAuth matches the client authentication method registered at the provider.`,
         level: 'error',
       }
     case 'unauthorized_client':

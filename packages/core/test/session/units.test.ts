@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { generateKeyPairSync } from 'node:crypto'
 import { describe, it } from 'node:test'
 
 import {
@@ -210,8 +211,12 @@ describe('createSessionAuth options', () => {
       (error: unknown) => error instanceof SsoTypeError && pattern.test(error.message),
     )
   }
-  it('refuses a missing client secret, a short or missing secret, and bad URLs', () => {
-    throwsType({ clientSecret: undefined }, /clientSecret is required/)
+  it('refuses an empty client secret, a short or missing secret, and bad URLs', () => {
+    throwsType({ clientSecret: '' }, /clientSecret must be a non-empty string/)
+    throwsType(
+      { clientSecret: undefined, tokenEndpointAuth: 'client_secret_basic' },
+      /clientSecret is required/,
+    )
     throwsType({ secret: 'short' }, /at least 32/)
     throwsType({ secret: [] }, /secret is required/)
     throwsType({ publicUrl: 'not a url' }, /publicUrl/)
@@ -409,6 +414,31 @@ describe('loadSessionConfig', () => {
     assert.throws(
       () => loadSessionConfig({ ...env, OIDC_SESSION_STORE_TYPE: 'memcached' }),
       /OIDC_SESSION_STORE_TYPE/,
+    )
+  })
+  it('reads the client authentication method and key; a secret is then optional', () => {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const jwk = JSON.stringify(privateKey.export({ format: 'jwk' }))
+    const withoutSecret = { ...env, OIDC_CLIENT_SECRET: undefined }
+    const keyed = loadSessionConfig({
+      ...withoutSecret,
+      SSOKIT_CLIENT_PRIVATE_KEY: jwk,
+      SSOKIT_CLIENT_KEY_ID: 'key-1',
+    })
+    assert.equal(keyed.auth.clientSecret, undefined)
+    assert.deepEqual(keyed.auth.clientPrivateKey, { key: JSON.parse(jwk) as unknown, kid: 'key-1' })
+    createSessionAuth({ ...keyed.auth, bearer: false })
+    const post = loadSessionConfig({ ...env, SSOKIT_TOKEN_ENDPOINT_AUTH: 'client_secret_post' })
+    assert.equal(post.auth.tokenEndpointAuth, 'client_secret_post')
+    const open = loadSessionConfig({ ...withoutSecret, SSOKIT_TOKEN_ENDPOINT_AUTH: 'none' })
+    assert.equal(open.auth.clientSecret, undefined)
+    assert.throws(
+      () => loadSessionConfig({ ...env, SSOKIT_TOKEN_ENDPOINT_AUTH: 'basic' }),
+      /SSOKIT_TOKEN_ENDPOINT_AUTH must be one of/,
+    )
+    assert.throws(
+      () => loadSessionConfig({ ...withoutSecret, SSOKIT_CLIENT_PRIVATE_KEY: '{oops' }),
+      /SSOKIT_CLIENT_PRIVATE_KEY/,
     )
   })
 })
