@@ -78,7 +78,10 @@ describe('configuration validation', () => {
         'clients[0].jwks.keys[0].d',
       ],
       [
-        { token_endpoint_auth_methods: ['private_key_jwt'], clients: [{ client_id: 'c' }] },
+        {
+          token_endpoint_auth_methods: ['private_key_jwt'],
+          clients: [{ client_id: 'c', redirect_uris: ['http://localhost:*/*'] }],
+        },
         'clients[0].token_endpoint_auth_method',
       ],
       [{ token_endpoint_auth_methods: [] }, 'token_endpoint_auth_methods'],
