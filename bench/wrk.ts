@@ -33,19 +33,28 @@ function cpuTicks(pid: number | undefined): number | undefined {
   }
 }
 
+/** A wrk Lua script and the arguments it is given after `--`. */
+export interface WrkScript {
+  readonly path: string
+  readonly args: readonly string[]
+}
+
 /**
- * One wrk run (`args` such as `-t1 -c32 -d5s`) against `url` with one extra request header,
- * measuring the server process `pid`. A run with any non-2xx answer throws: a benchmark of
- * rejected requests would measure the wrong thing.
+ * One wrk run (`args` such as `-t1 -c32 -d5s`) against `url` with one extra request header, or
+ * with a script that makes the requests, measuring the server process `pid`. A run with any
+ * non-2xx answer throws: a benchmark of rejected requests would measure the wrong thing.
  */
 export function wrk(
   args: readonly string[],
   url: string,
-  header: string,
+  header: string | WrkScript,
   pid: number | undefined,
   label: string,
 ): Run {
-  const argv = [...args, '-H', header, url]
+  const argv =
+    typeof header === 'string'
+      ? [...args, '-H', header, url]
+      : [...args, '-s', header.path, url, '--', ...header.args]
   const before = cpuTicks(pid)
   const result = spawnSync(pin ? 'taskset' : 'wrk', pin ? ['-c', '0', 'wrk', ...argv] : argv, {
     encoding: 'utf8',
