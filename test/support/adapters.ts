@@ -48,7 +48,7 @@ export const ADAPTERS: readonly AdapterName[] = ['node', 'express', 'fastify', '
 export function identityJson(identity: Identity): IdentityJson {
   return {
     subject: identity.subject,
-    username: identity.username ?? null,
+    username: identity.username,
     roles: [...identity.roles].sort(),
   }
 }

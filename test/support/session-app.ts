@@ -54,7 +54,7 @@ export async function startSessionApp(
     (_req, res, identity) => {
       res.setHeader('content-type', 'text/html; charset=utf-8')
       res.end(
-        `<!doctype html><title>Home</title><h1 id="user">${escape(identity.username ?? identity.subject)}</h1>` +
+        `<!doctype html><title>Home</title><h1 id="user">${escape(identity.username)}</h1>` +
           `<p id="roles">${escape([...identity.roles].sort().join(','))}</p>` +
           `<a id="logout" href="/auth/logout">Sign out</a>`,
       )

@@ -2,11 +2,14 @@
 export interface Identity {
   /** The `sub` claim: the stable key of this principal at its issuer. */
   readonly subject: string
-  /** `preferred_username` (or `cern_upn`), for display; not unique across issuers. */
-  readonly username: string | undefined
+  /**
+   * For display, never a key (not unique, and it can change): `preferred_username`, else the
+   * configured `usernameClaim` (default `cern_upn`), else `email`, else `sub`.
+   */
+  readonly username: string
   readonly email: string | undefined
   readonly name: string | undefined
-  /** Roles from the configured source (`cern_roles`, `resource_access.<client>.roles`, ...). */
+  /** Roles from the configured source (`cern_roles`, `resource_access.<client>.roles`, `groups`, ...). */
   readonly roles: ReadonlySet<string>
   /** `service` for client-credentials tokens (`service-account-*` subjects), else `user`. */
   readonly kind: 'user' | 'service'

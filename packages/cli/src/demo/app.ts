@@ -86,7 +86,7 @@ function identityJson(identity: Identity): Record<string, unknown> {
   const claim = (name: string): unknown => identity.claims[name]
   return {
     subject: identity.subject,
-    username: identity.username ?? null,
+    username: identity.username,
     name: identity.name ?? null,
     email: identity.email ?? null,
     roles: [...identity.roles].sort(),

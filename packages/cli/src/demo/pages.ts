@@ -212,7 +212,7 @@ accounts: <code>alice</code> / <code>alice</code> (an administrator) or <code>bo
 </section>`,
     })
   }
-  const greeting = identity.name ?? identity.username ?? identity.subject
+  const greeting = identity.name ?? identity.username
   return layout({
     title: 'Hello, World!',
     section: 'home',
@@ -253,7 +253,7 @@ export function adminPage({ now, identity, issuer, store, startedAt }: AdminPage
   const hours = Math.floor(uptime / 3600)
   const minutes = Math.floor((uptime % 3600) / 60)
   const seconds = uptime % 60
-  const name = identity.name ?? identity.username ?? identity.subject
+  const name = identity.name ?? identity.username
   return layout({
     title: 'Administration',
     section: 'admin',
@@ -273,7 +273,7 @@ export function adminPage({ now, identity, issuer, store, startedAt }: AdminPage
 }
 
 export function forbiddenPage(identity: Identity, role: string): string {
-  const name = identity.name ?? identity.username ?? identity.subject
+  const name = identity.name ?? identity.username
   return layout({
     title: 'Access denied',
     section: 'admin',

@@ -9,10 +9,13 @@ import type { VerifierOptions } from '../verify/verifier.js'
 import type { ResolvedSessionConfig } from './options.js'
 
 /**
- * Verifier options for bearer tokens on session routes. The issuer, the audience (the session's
- * client id), the roles source and the realm are those of the session and cannot differ.
+ * Verifier options for bearer tokens on session routes. The issuer, the client id, the roles
+ * source, the username claim and the realm are those of the session and cannot differ.
  */
-export type SessionBearerOptions = Omit<VerifierOptions, 'issuer' | 'clientId' | 'roles'>
+export type SessionBearerOptions = Omit<
+  VerifierOptions,
+  'issuer' | 'clientId' | 'roles' | 'usernameClaim'
+>
 
 export function createBearerFor(
   config: ResolvedSessionConfig<RoleSource, SessionBearerOptions>,
@@ -28,6 +31,7 @@ export function createBearerFor(
     clientId: config.clientId,
     realm: config.realm,
     ...(config.roles === undefined ? {} : { roles: config.roles }),
+    ...(config.usernameClaim === undefined ? {} : { usernameClaim: config.usernameClaim }),
     expert: {
       ...(config.fetch === undefined ? {} : { fetch: config.fetch }),
       ...expert,

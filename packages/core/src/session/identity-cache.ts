@@ -6,7 +6,7 @@
  * only the parse of unchanged text is skipped.
  */
 import type { Identity } from '../identity.js'
-import { RoleSet } from '../verify/claims.js'
+import { RoleSet, type RoleReader } from '../verify/claims.js'
 import { decodeRecord, type SessionRecord } from './record.js'
 import { decodeClaims } from './tokens.js'
 
@@ -28,15 +28,21 @@ interface CachedIdentity {
   readonly identity: Identity
 }
 
-export type RoleReader = (claims: Readonly<Record<string, unknown>>) => Iterable<string>
+/** How an identity is read from a session's tokens. */
+export interface IdentityMapping {
+  readonly roles: RoleReader
+  readonly username: (claims: Readonly<Record<string, unknown>>) => string
+  /** Called when neither token carries the configured role claims. */
+  readonly rolesMissing: (claims: Readonly<Record<string, unknown>>) => void
+}
 
 export class IdentityCache {
-  readonly #roles: RoleReader
+  readonly #mapping: IdentityMapping
   readonly #entries = new Map<string, CachedIdentity>()
   readonly #records = new Map<string, CachedRecord>()
 
-  constructor(roles: RoleReader) {
-    this.#roles = roles
+  constructor(mapping: IdentityMapping) {
+    this.#mapping = mapping
   }
 
   /** The subject last seen for a session id: a session never changes subject. */
@@ -80,7 +86,7 @@ export class IdentityCache {
     ) {
       return cached.identity
     }
-    const identity = buildIdentity(record, this.#roles)
+    const identity = buildIdentity(record, this.#mapping)
     if (cached !== undefined) cache.delete(sessionId)
     else evictOldest(cache)
     cache.set(sessionId, {
@@ -101,7 +107,7 @@ function evictOldest(cache: Map<string, unknown>): void {
   if (oldest.done !== true) cache.delete(oldest.value)
 }
 
-function buildIdentity(record: SessionRecord, roles: RoleReader): Identity {
+function buildIdentity(record: SessionRecord, mapping: IdentityMapping): Identity {
   const idClaims = decodeClaims(record.idToken) ?? {}
   const accessClaims = decodeClaims(record.accessToken) ?? {}
   const claims: Record<string, unknown> = {
@@ -115,13 +121,19 @@ function buildIdentity(record: SessionRecord, roles: RoleReader): Identity {
     const value = claims[name]
     return typeof value === 'string' ? value : undefined
   }
+  // Roles come from the access token, where the provider puts them for this client; a provider
+  // that puts them only in the ID token (or issues opaque access tokens) is read there.
+  let roles = mapping.roles(accessClaims) ?? mapping.roles(idClaims)
+  if (roles === undefined) {
+    roles = []
+    mapping.rolesMissing(claims)
+  }
   return Object.freeze({
     subject: record.sub,
-    username: str('preferred_username') ?? str('cern_upn'),
+    username: mapping.username(claims),
     email: str('email'),
     name: str('name'),
-    // Roles come from the access token, where the provider puts them for this client.
-    roles: new RoleSet(roles(accessClaims)),
+    roles: new RoleSet(roles),
     kind: 'user',
     via: 'session',
     claims,

@@ -99,6 +99,8 @@ export interface SessionAuthOptionsBase<Roles, Bearer> {
   readonly realm?: string
   /** Where roles come from. Default: as the bearer verifier's default. */
   readonly roles?: Roles
+  /** The claim for `identity.username` when `preferred_username` is absent. Default: as the verifier's. */
+  readonly usernameClaim?: string
   /** Bearer tokens on the same routes: `false` for sessions only. Default: tokens for `clientId`. */
   readonly bearer?: false | Bearer
   readonly cookies?: SessionCookieOptions
@@ -135,6 +137,7 @@ export interface ResolvedSessionConfig<Roles, Bearer> {
   readonly loginParams: ReadonlySet<string>
   readonly realm: string
   readonly roles: Roles | undefined
+  readonly usernameClaim: string | undefined
   readonly bearer: false | Bearer | undefined
   readonly secure: boolean
   readonly sessionCookie: string
@@ -390,6 +393,7 @@ export function resolveOptions<Roles, Bearer>(
     loginParams,
     realm,
     roles: options.roles,
+    usernameClaim: options.usernameClaim,
     bearer: options.bearer,
     secure,
     sessionCookie: secure ? '__Host-ssokit-session' : 'ssokit-session',

@@ -7,7 +7,16 @@
 import type { Authenticator, RouteProvider } from '../authenticator.js'
 import type { RequestLike, ResponseParts } from '../http.js'
 import type { Identity } from '../identity.js'
-import { roleReader, type RoleSource } from '../verify/claims.js'
+import { SsoTypeError } from '../errors.js'
+import {
+  claimPathProblem,
+  roleClaimMissing,
+  roleClaimPaths,
+  roleReader,
+  roleSourceProblem,
+  usernameReader,
+  type RoleSource,
+} from '../verify/claims.js'
 import { EventSink } from '../verify/events.js'
 import { LogoutTokenVerifier } from './backchannel.js'
 import { backchannelLogout } from './backchannel-logout.js'
@@ -15,7 +24,7 @@ import { createBearerFor, type SessionBearerOptions } from './bearer.js'
 import { callback } from './callback.js'
 import { carriesBearer, rejectSession, SessionRejections } from './challenge.js'
 import { createContext, loginUrl, type SessionContext } from './context.js'
-import { IdentityCache } from './identity-cache.js'
+import { IdentityCache, type IdentityMapping } from './identity-cache.js'
 import { login } from './login.js'
 import { logout } from './logout.js'
 import { resolveOptions, type SessionAuthOptionsBase } from './options.js'
@@ -44,6 +53,35 @@ export interface SessionAuth extends Authenticator, RouteProvider {
   ready(): Promise<void>
   /** Frees the store and timers. */
   close(): Promise<void>
+}
+
+/** How session identities are read from tokens; a missing role claim is reported once. */
+function identityMapping(
+  config: {
+    readonly roles: RoleSource | undefined
+    readonly usernameClaim: string | undefined
+    readonly clientId: string
+  },
+  events: EventSink,
+): IdentityMapping {
+  const source = config.roles ?? 'auto'
+  const rolesProblem = roleSourceProblem(source)
+  if (rolesProblem !== undefined) throw new SsoTypeError(`createSessionAuth: roles ${rolesProblem}`)
+  if (config.usernameClaim !== undefined) {
+    const problem = claimPathProblem(config.usernameClaim)
+    if (problem !== undefined) throw new SsoTypeError(`createSessionAuth: usernameClaim ${problem}`)
+  }
+  const paths = roleClaimPaths(source, config.clientId)
+  let warned = false
+  return {
+    roles: roleReader(source, config.clientId),
+    username: usernameReader(config.usernameClaim),
+    rolesMissing: (claims) => {
+      if (warned || paths === undefined) return
+      warned = true
+      events.emit(roleClaimMissing(paths, claims.iss))
+    },
+  }
 }
 
 class SessionAuthImpl implements SessionAuth {
@@ -79,7 +117,7 @@ class SessionAuthImpl implements SessionAuth {
     const bearer = config.bearer === false ? undefined : createBearerFor(config, events.handler)
     this.#bearer = bearer
     this.#readiness = new Readiness(context, bearer)
-    const identities = new IdentityCache(roleReader(config.roles ?? 'auto', config.clientId))
+    const identities = new IdentityCache(identityMapping(config, events))
     this.#reader = new SessionReader(
       context,
       identities,

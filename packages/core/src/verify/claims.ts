@@ -1,16 +1,32 @@
 import { SsoError, type SsoErrorCode } from '../errors.js'
 import type { Identity } from '../identity.js'
 import { decodeJsonObject } from './compact.js'
+import { loggable, type SsoEvent } from './events.js'
 import type { RejectReason } from './jwks.js'
 
-/** Where an identity's roles come from. */
+/**
+ * Where an identity's roles come from. A claim that holds a list is taken as it is; one that holds
+ * a string is split on spaces and commas (`scope` and `scp` on spaces only, RFC 8693 §4.2).
+ */
 export type RoleSource =
   /** `cern_roles` when present, else `resource_access.<clientId>.roles` (the default). */
   | 'auto'
-  /** A dotted claim path such as `realm_access.roles`, `groups` or `resource_access.<client>.roles`. */
+  /**
+   * A claim, or a dotted path into one: `groups`, `roles`, `scope`, `realm_access.roles`,
+   * `resource_access.<client>.roles`. A claim whose own name has dots (Auth0's
+   * `https://example.org/roles`, a client id `my.app`) is found by its whole name first.
+   */
   | (string & {})
+  /** Several claims or paths: the roles are all of theirs together. */
+  | readonly string[]
   /** Any other mapping from verified claims to role names. */
   | ((claims: Readonly<Record<string, unknown>>) => Iterable<string>)
+
+/**
+ * The roles of a token's claims, or `undefined` when the token carries none of the configured
+ * role claims (a claim that holds neither a list nor a string counts as absent).
+ */
+export type RoleReader = (claims: Readonly<Record<string, unknown>>) => Iterable<string> | undefined
 
 /**
  * Which JWTs count as access tokens.
@@ -163,11 +179,69 @@ function stringsOf(value: unknown): readonly string[] {
   return items as string[]
 }
 
+const SPACES = /\s+/
+const SPACES_AND_COMMAS = /[\s,]+/
+
+/** A role claim's value as role names, or `undefined` when it is neither a list nor a string. */
+function rolesOfValue(value: unknown, separator: RegExp): readonly string[] | undefined {
+  if (Array.isArray(value)) return stringsOf(value)
+  if (typeof value !== 'string') return undefined
+  return value.split(separator).filter((role) => role !== '')
+}
+
+/** Claim names that would reach an object's prototype instead of a claim. */
+export const FORBIDDEN_STEPS: ReadonlySet<string> = new Set([
+  '__proto__',
+  'constructor',
+  'prototype',
+])
+
+/** Why a claim path cannot be used, or `undefined` when it can. */
+export function claimPathProblem(path: unknown): string | undefined {
+  if (typeof path !== 'string' || path === '') return 'must be a non-empty string'
+  if (path.split('.').some((step) => step === '' || FORBIDDEN_STEPS.has(step))) {
+    return 'must be a claim name or a dotted path without empty steps or __proto__/constructor/prototype'
+  }
+  return undefined
+}
+
+/**
+ * Reads the value at a claim path. At each level the longest run of steps that names a member is
+ * taken first, so `resource_access.my.app.roles` finds the client `my.app`, and
+ * `https://example.org/roles` is one claim; a shorter run is tried when the longer one leads
+ * nowhere.
+ */
+export function claimPathReader(
+  path: string,
+): (claims: Readonly<Record<string, unknown>>) => unknown {
+  const steps = path.split('.')
+  if (steps.length === 1) return (claims) => own(claims, path)
+  // names[from][length - 1]: the `length` steps from `from` joined, built once.
+  const names = steps.map((_, from) =>
+    steps.slice(from).map((__, length) => steps.slice(from, from + length + 1).join('.')),
+  )
+  const walk = (value: unknown, from: number): unknown => {
+    const row = names[from] ?? []
+    for (let length = row.length; length > 0; length--) {
+      const child = own(value, row[length - 1] ?? '')
+      if (child === undefined) continue
+      if (from + length === steps.length) return child
+      const found = walk(child, from + length)
+      if (found !== undefined) return found
+    }
+    return undefined
+  }
+  return (claims) => walk(claims, 0)
+}
+
+function pathRoles(path: string): RoleReader {
+  const read = claimPathReader(path)
+  const separator = path === 'scope' || path === 'scp' ? SPACES : SPACES_AND_COMMAS
+  return (claims) => rolesOfValue(read(claims), separator)
+}
+
 /** Builds the role reader once, when the verifier is created. */
-export function roleReader(
-  source: RoleSource,
-  clientId: string,
-): (claims: Readonly<Record<string, unknown>>) => Iterable<string> {
+export function roleReader(source: RoleSource, clientId: string): RoleReader {
   if (typeof source === 'function') {
     return (claims) => {
       deepFreeze(claims)
@@ -178,18 +252,83 @@ export function roleReader(
     return (claims) => {
       const cern = own(claims, 'cern_roles')
       if (Array.isArray(cern)) return stringsOf(cern)
-      return stringsOf(own(own(own(claims, 'resource_access'), clientId), 'roles'))
+      const client = own(own(own(claims, 'resource_access'), clientId), 'roles')
+      return Array.isArray(client) ? stringsOf(client) : undefined
     }
   }
-  const path = source.split('.')
-  const spaceSeparated = source === 'scope' || source === 'scp'
+  if (typeof source === 'string') return pathRoles(source)
+  const readers = source.map(pathRoles)
+  const [only] = readers
+  if (readers.length === 1 && only !== undefined) return only
   return (claims) => {
-    let value: unknown = claims
-    for (const step of path) value = own(value, step)
-    // `scope` is a space-separated string (RFC 8693 §4.2); any other string is not a role list.
-    if (spaceSeparated && typeof value === 'string') return value.split(' ').filter((s) => s !== '')
-    return stringsOf(value)
+    let found: string[] | undefined
+    for (const read of readers) {
+      const roles = read(claims)
+      if (roles !== undefined) (found ??= []).push(...roles)
+    }
+    return found
   }
+}
+
+/** Why a role source cannot be used, or `undefined` when it can (for option checks). */
+export function roleSourceProblem(source: unknown): string | undefined {
+  if (source === 'auto' || typeof source === 'function') return undefined
+  const paths = Array.isArray(source) ? (source as unknown[]) : [source]
+  if (typeof source !== 'string' && !Array.isArray(source)) {
+    return 'must be "auto", a claim name or dotted path, a list of them, or a function'
+  }
+  if (paths.length === 0) return 'must name at least one claim'
+  for (const path of paths) {
+    const problem = claimPathProblem(path)
+    if (problem !== undefined) return `contains ${JSON.stringify(path)}, which ${problem}`
+  }
+  return undefined
+}
+
+/** The role claims a source reads, for a warning; `undefined` for a function. */
+export function roleClaimPaths(
+  source: RoleSource,
+  clientId: string,
+): readonly string[] | undefined {
+  if (typeof source === 'function') return undefined
+  if (source === 'auto') return ['cern_roles', `resource_access.${clientId}.roles`]
+  return typeof source === 'string' ? [source] : [...source]
+}
+
+/**
+ * The `role_claim_missing` warning: a token (of `iss`) without any of the configured role claims.
+ * Reported once per verifier or session: it usually means the `roles` option names the wrong claim.
+ */
+export function roleClaimMissing(paths: readonly string[], iss: unknown): SsoEvent {
+  const names = paths.map((path) => `"${path}"`).join(' or ')
+  return {
+    type: 'config_warning',
+    level: 'warn',
+    message:
+      `A token of ${loggable(iss, 200) ?? 'the issuer'} carries no ${names} claim, so its ` +
+      'identity has no roles. If this provider puts roles in another claim (groups, roles, ' +
+      'realm_access.roles, scope, ...), name it with the roles option.',
+    reason: 'role_claim_missing',
+    claim: paths.join(','),
+    iss: loggable(iss),
+  }
+}
+
+/**
+ * The username of an identity: `preferred_username`, else the configured claim (default
+ * `cern_upn`), else `email`, else `sub`. Empty strings count as absent.
+ */
+export function usernameReader(
+  claim: string | undefined,
+): (claims: Readonly<Record<string, unknown>>) => string {
+  const configured = claimPathReader(claim ?? 'cern_upn')
+  const text = (value: unknown): string | undefined =>
+    typeof value === 'string' && value !== '' ? value : undefined
+  return (claims) =>
+    text(own(claims, 'preferred_username')) ??
+    text(configured(claims)) ??
+    text(own(claims, 'email')) ??
+    (own(claims, 'sub') as string)
 }
 
 /**
@@ -275,7 +414,7 @@ function claimsOfToken(token: string): Record<string, unknown> {
  */
 class BearerIdentity implements Identity {
   readonly subject: string
-  readonly username: string | undefined
+  readonly username: string
   readonly email: string | undefined
   readonly name: string | undefined
   readonly roles: ReadonlySet<string>
@@ -285,10 +424,13 @@ class BearerIdentity implements Identity {
   #claims: Record<string, unknown> | string
   #frozen = false
 
-  constructor(claims: Record<string, unknown>, roles: ReadonlySet<string>, token?: string) {
+  constructor(
+    claims: Record<string, unknown>,
+    roles: ReadonlySet<string>,
+    username: string,
+    token?: string,
+  ) {
     const subject = claims.sub as string
-    const username =
-      optionalString(claims, 'preferred_username') ?? optionalString(claims, 'cern_upn')
     const clientId = optionalString(claims, 'client_id')
     this.subject = subject
     this.username = username
@@ -297,7 +439,7 @@ class BearerIdentity implements Identity {
     this.roles = roles
     this.kind =
       subject.startsWith(SERVICE_PREFIX) ||
-      (username?.startsWith(SERVICE_PREFIX) ?? false) ||
+      username.startsWith(SERVICE_PREFIX) ||
       (clientId !== undefined && clientId === subject)
         ? 'service'
         : 'user'
@@ -324,9 +466,10 @@ class BearerIdentity implements Identity {
 
 export function buildIdentity(
   claims: Record<string, unknown>,
-  roles: (claims: Readonly<Record<string, unknown>>) => Iterable<string>,
+  roles: Iterable<string>,
+  username: string,
 ): Identity {
-  return new BearerIdentity(claims, new RoleSet(roles(claims)))
+  return new BearerIdentity(claims, new RoleSet(roles), username)
 }
 
 /**
@@ -338,5 +481,5 @@ export function cachedIdentity(
   identity: Identity,
   token: string,
 ): Identity {
-  return new BearerIdentity(claims, identity.roles, token)
+  return new BearerIdentity(claims, identity.roles, identity.username, token)
 }

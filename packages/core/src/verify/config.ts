@@ -1,5 +1,6 @@
 import { SsoTypeError } from '../errors.js'
 import { SIGNING_ALGORITHMS } from './algorithms.js'
+import { claimPathProblem, roleSourceProblem, type RoleSource } from './claims.js'
 import type { VerifierOptions } from './verifier.js'
 
 /** Endpoints of a Keycloak realm, derived from its issuer URL. */
@@ -61,6 +62,21 @@ function read(env: Environment, name: string): string | undefined {
   return value === undefined || value === '' ? undefined : value
 }
 
+/** `SSOKIT_ROLES_CLAIM`: `auto`, one claim path, or a comma list of them. */
+export function rolesFromEnv(env: Environment): RoleSource | undefined {
+  const text = read(env, 'SSOKIT_ROLES_CLAIM')
+  if (text === undefined) return undefined
+  const paths = text
+    .split(',')
+    .map((path) => path.trim())
+    .filter((path) => path !== '')
+  const [first] = paths
+  const roles: RoleSource = paths.length === 1 && first !== undefined ? first : Object.freeze(paths)
+  const problem = roles === 'auto' ? undefined : roleSourceProblem(roles)
+  if (problem !== undefined) throw new SsoTypeError(`SSOKIT_ROLES_CLAIM ${problem}`)
+  return roles
+}
+
 /**
  * Verifier options from environment variables, with tsgauth's names so CERN deployments move
  * over unchanged:
@@ -68,6 +84,8 @@ function read(env: Environment, name: string): string | undefined {
  * - `OIDC_CLIENT_ID` (required), `OIDC_ISSUER` (default CERN), `OIDC_JWKS_URI` (default: discovery);
  * - `SSOKIT_ALLOWED_ALGS` or `TSGAUTH_ALLOWED_ALGS`: comma list, or `ALL` for every asymmetric one;
  * - `SSOKIT_CLOCK_TOLERANCE`: seconds (default 30; tsgauth used 120);
+ * - `SSOKIT_ROLES_CLAIM`: where roles come from, `auto` or a comma list of claims or dotted paths;
+ * - `SSOKIT_USERNAME_CLAIM`: the username claim tried after `preferred_username`;
  * - `TSGAUTH_OIDC_PREFIX`: a prefix for the `OIDC_*` names (`MYAPP_` reads `MYAPP_OIDC_CLIENT_ID`).
  *
  * The core never reads `process` itself: pass `process.env` (or any record).
@@ -120,9 +138,16 @@ export function loadConfig(env: Environment): VerifierOptions {
       )
     }
   }
+  const roles = rolesFromEnv(env)
+  const usernameClaim = read(env, 'SSOKIT_USERNAME_CLAIM')
+  const usernameProblem = usernameClaim === undefined ? undefined : claimPathProblem(usernameClaim)
+  if (usernameProblem !== undefined)
+    throw new SsoTypeError(`SSOKIT_USERNAME_CLAIM ${usernameProblem}`)
   const options: VerifierOptions = {
     issuer,
     clientId,
+    ...(roles === undefined ? {} : { roles }),
+    ...(usernameClaim === undefined ? {} : { usernameClaim }),
     ...(jwksUri === undefined ? {} : { jwksUri }),
     ...(algorithms === undefined ? {} : { algorithms: Object.freeze([...algorithms]) }),
     ...(clockTolerance === undefined ? {} : { clockTolerance }),

@@ -43,6 +43,8 @@ export interface SsoEvent {
   readonly url?: string | undefined
   /** The environment variable concerned, for `config_warning`. */
   readonly name?: string | undefined
+  /** The claims concerned (comma-separated), for `role_claim_missing`. */
+  readonly claim?: string | undefined
 }
 
 export type SsoEventHandler = (event: SsoEvent) => void

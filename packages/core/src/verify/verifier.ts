@@ -14,9 +14,15 @@ import {
   checkAccessToken,
   checkIssuerAndAudience,
   checkTimes,
+  claimPathProblem,
   fail,
+  roleClaimMissing,
+  roleClaimPaths,
   roleReader,
+  roleSourceProblem,
+  usernameReader,
   type ClaimsPolicy,
+  type RoleReader,
   type RoleSource,
   type TokenTypePolicy,
 } from './claims.js'
@@ -63,8 +69,18 @@ export interface VerifierOptions {
   readonly algorithms?: readonly string[] | undefined
   /** Leeway for `exp`, `nbf` and `iat`, in seconds. Default 30. */
   readonly clockTolerance?: number | undefined
-  /** Where roles come from. Default `'auto'`: `cern_roles`, else `resource_access.<clientId>.roles`. */
+  /**
+   * Where roles come from: `'auto'` (default: `cern_roles`, else
+   * `resource_access.<clientId>.roles`), a claim or dotted path (`'groups'`, `'scope'`,
+   * `'realm_access.roles'`), a list of them, or a function. A token without the configured
+   * claims gets no roles, and the first one is reported once as a `role_claim_missing` warning.
+   */
   readonly roles?: RoleSource | undefined
+  /**
+   * The claim (or dotted path) for `identity.username` when `preferred_username` is absent.
+   * Default `cern_upn`; after it come `email`, then `sub`.
+   */
+  readonly usernameClaim?: string | undefined
   /** Which JWTs are access tokens. Default `'auto'` (RFC 9068 `at+jwt` or Keycloak `typ: "Bearer"`). */
   readonly tokenType?: TokenTypePolicy | undefined
   /** Verified tokens kept in memory until they expire. Default 10 000; 0 turns the cache off. */
@@ -144,8 +160,6 @@ function isPlainCompact(token: string): boolean {
   return token.length > 0
 }
 
-const FORBIDDEN_STEPS = new Set(['__proto__', 'constructor', 'prototype'])
-
 const DEFAULT_ALGORITHMS: readonly SigningAlgorithm[] = ['RS256']
 
 function isLoopback(hostname: string): boolean {
@@ -223,7 +237,10 @@ interface Config {
   readonly clientId: string
   readonly algorithms: ReadonlySet<string>
   readonly policy: ClaimsPolicy
-  readonly roles: (claims: Readonly<Record<string, unknown>>) => Iterable<string>
+  readonly roles: RoleReader
+  /** The role claims, for the warning when a token has none of them. */
+  readonly roleClaims: readonly string[] | undefined
+  readonly username: (claims: Readonly<Record<string, unknown>>) => string
   readonly cacheSize: number
   readonly maxTokenLength: number
   readonly now: () => number
@@ -262,17 +279,18 @@ function checkOptions(options: VerifierOptions): Config {
     throw new SsoTypeError('tokenType must be "auto", "at+jwt" or "Bearer"')
   }
   const roles = options.roles ?? 'auto'
-  if (typeof roles === 'string') {
-    if (roles === '' || roles.split('.').some((step) => step === '' || FORBIDDEN_STEPS.has(step))) {
-      throw new SsoTypeError(
-        'roles must be "auto", a dotted claim path (no __proto__/constructor/prototype) or a function',
-      )
-    }
-  } else if (typeof roles !== 'function') {
+  const rolesProblem = roleSourceProblem(roles)
+  if (rolesProblem !== undefined) {
     throw new SsoTypeError(
-      'roles must be "auto", a dotted claim path or a function',
-      'ERR_INVALID_ARG_TYPE',
+      `roles ${rolesProblem}`,
+      typeof roles === 'string' || Array.isArray(roles)
+        ? 'ERR_INVALID_ARG_VALUE'
+        : 'ERR_INVALID_ARG_TYPE',
     )
+  }
+  if (options.usernameClaim !== undefined) {
+    const problem = claimPathProblem(options.usernameClaim)
+    if (problem !== undefined) throw new SsoTypeError(`usernameClaim ${problem}`)
   }
   if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
     throw new SsoTypeError('onEvent must be a function', 'ERR_INVALID_ARG_TYPE')
@@ -304,6 +322,8 @@ function checkOptions(options: VerifierOptions): Config {
       acceptAnyTokenType: expert.acceptAnyTokenType === true,
     }),
     roles: roleReader(roles, clientId),
+    roleClaims: roleClaimPaths(roles, clientId),
+    username: usernameReader(options.usernameClaim),
     cacheSize: Math.floor(cacheSize),
     maxTokenLength,
     now: expert.now ?? Date.now,
@@ -329,7 +349,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const config = checkOptions(options)
   const expert = options.expert ?? {}
   const jwksOptions = options.jwks ?? {}
-  const { now, policy, algorithms, roles, maxTokenLength } = config
+  const { now, policy, algorithms, roles, username, maxTokenLength } = config
   const events = new EventSink(options.onEvent, now)
   const allowInsecureHttp = expert.allowInsecureHttp === true
   const customFetch = expert.fetch
@@ -393,7 +413,12 @@ export function createVerifier(options: VerifierOptions): Verifier {
     checkIssuerAndAudience(claims, policy)
     checkTimes(claims, Math.floor(now() / 1000), tolerance)
     checkAccessToken(jws.header, claims, policy)
-    const identity = buildIdentity(claims, roles)
+    let roleList = roles(claims)
+    if (roleList === undefined) {
+      roleList = []
+      rolesMissing(claims)
+    }
+    const identity = buildIdentity(claims, roleList, username(claims))
     // Admitted on a second sighting only: a token used once costs nothing more than without cache.
     if (caching && cache.admit(token)) {
       cache.set(token, {
@@ -405,6 +430,14 @@ export function createVerifier(options: VerifierOptions): Verifier {
       })
     }
     return identity
+  }
+
+  let rolesWarned = false
+  /** A token without the configured role claims: reported once, it usually means a wrong `roles`. */
+  function rolesMissing(claims: Record<string, unknown>): void {
+    if (rolesWarned || config.roleClaims === undefined) return
+    rolesWarned = true
+    events.emit(roleClaimMissing(config.roleClaims, claims.iss))
   }
 
   function report(error: unknown, seen: Seen): void {

@@ -187,7 +187,11 @@ describe('session record format', () => {
   })
 
   it('decodes a stored record once per distinct text, and never serves it for other text', () => {
-    const cache = new IdentityCache(() => [])
+    const cache = new IdentityCache({
+      roles: () => [],
+      username: () => 'alice',
+      rolesMissing: () => {},
+    })
     const data = encodeRecord(record)
     const first = cache.recordOf('s', data)
     assert.deepEqual(first, record)

@@ -72,6 +72,30 @@ describe('configuration from the environment', () => {
     )
   })
 
+  test('role and username claims', () => {
+    const base = { OIDC_CLIENT_ID: 'x' }
+    assert.equal(loadConfig({ ...base, SSOKIT_ROLES_CLAIM: 'groups' }).roles, 'groups')
+    assert.equal(loadConfig({ ...base, SSOKIT_ROLES_CLAIM: 'auto' }).roles, 'auto')
+    assert.deepEqual(
+      loadConfig({ ...base, SSOKIT_ROLES_CLAIM: 'realm_access.roles, resource_access.x.roles' })
+        .roles,
+      ['realm_access.roles', 'resource_access.x.roles'],
+    )
+    assert.equal(loadConfig({ ...base, SSOKIT_USERNAME_CLAIM: 'upn' }).usernameClaim, 'upn')
+    assert.equal(loadConfig(base).roles, undefined)
+    for (const [name, value] of [
+      ['SSOKIT_ROLES_CLAIM', 'a..b'],
+      ['SSOKIT_ROLES_CLAIM', ','],
+      ['SSOKIT_USERNAME_CLAIM', '__proto__'],
+    ] as const) {
+      assert.throws(
+        () => loadConfig({ ...base, [name]: value }),
+        (e: unknown) => e instanceof SsoTypeError && e.message.startsWith(name),
+        `${name}=${value}`,
+      )
+    }
+  })
+
   test('TSGAUTH_OIDC_PREFIX', () => {
     const options = loadConfig({
       TSGAUTH_OIDC_PREFIX: 'MYAPP_',
