@@ -9,7 +9,7 @@ import { ERROR_STATUS, isSsoError } from '../errors.js'
 import { loggable, loggableUrl } from '../verify/events.js'
 import type { CookieJar } from './cookies.js'
 import { providerText, tokenEndpointError, type TokenEndpointError } from './diagnostics.js'
-import { nowS, SESSION_PURPOSE, setCookie, type SessionContext } from './context.js'
+import { nowS, SESSION_PURPOSE, setCookie, tokenParams, type SessionContext } from './context.js'
 import { LoginFailure } from './login-failure.js'
 import { loginAttempts, loopCookie } from './login-loop.js'
 import { isTransient, PROVIDER_RETRY_AFTER_S, unavailable } from './provider.js'
@@ -120,7 +120,7 @@ export async function completeLogin(
       validated,
       config.redirectUri,
       transaction.verifier,
-      provider.requestOptions(),
+      { ...provider.requestOptions(), additionalParameters: tokenParams(config) },
     )
     if (response.status >= 500)
       throw unavailable(new Error(`token endpoint answered ${response.status}`))

@@ -52,6 +52,11 @@ export function nowS(config: SessionConfig): number {
   return Math.floor(config.now() / 1000)
 }
 
+/** The `resource` and `audience` parameters every token request carries (a new copy each time). */
+export function tokenParams(config: SessionConfig): URLSearchParams {
+  return new URLSearchParams(config.tokenParams.map(([name, value]) => [name, value]))
+}
+
 /** `<publicUrl><prefix>/login?returnTo=<path>`. */
 export function loginUrl(config: SessionConfig, returnTo: string): string {
   return `${config.publicUrl}${config.prefix}/login?returnTo=${encodeURIComponent(safeReturnTo(returnTo))}`

@@ -133,6 +133,7 @@ export async function login(
   target.searchParams.set('nonce', nonce)
   target.searchParams.set('code_challenge', challenge)
   target.searchParams.set('code_challenge_method', 'S256')
+  for (const [name, value] of config.tokenParams) target.searchParams.append(name, value)
   if (config.offline) target.searchParams.set('prompt', 'consent')
   headers.set('location', target.href)
   return new Response(null, { status: 302, headers })

@@ -32,6 +32,9 @@ const RESERVED_LOGIN_PARAMS = new Set([
   'claims',
   // An ID token is never checked against max_age (auth_time), so it may not be requested.
   'max_age',
+  // The audience of the tokens is the application's choice (the resource and audience options).
+  'resource',
+  'audience',
 ])
 const PREFIX = /^(\/[A-Za-z0-9._~-]+)+$/
 
@@ -87,6 +90,16 @@ export interface SessionAuthOptionsBase<Roles, Bearer> {
   readonly sessionLifetime?: number
   /** Seconds without a request after which a session ends. Default: none. */
   readonly idleTimeout?: number
+  /**
+   * RFC 8707 resource indicators: the APIs the access token is for, as absolute URIs. Sent at
+   * authorization, at the code exchange and with every refresh. Default none.
+   */
+  readonly resource?: string | readonly string[]
+  /**
+   * A provider-specific `audience` parameter (Auth0 and others), sent with the resource
+   * indicators. Default none.
+   */
+  readonly audience?: string
   /** Scopes to request; `openid` is always added. Default `openid profile email`. */
   readonly scopes?: string | readonly string[]
   /** Where the provider sends the browser after logout (registered at the provider). Default `/`. */
@@ -131,6 +144,8 @@ export interface ResolvedSessionConfig<Roles, Bearer> {
   readonly sessionLifetimeS: number
   readonly idleTimeoutS: number | undefined
   readonly scope: string
+  /** `resource` and `audience`, in the order sent with authorization and token requests. */
+  readonly tokenParams: readonly (readonly [name: 'resource' | 'audience', value: string])[]
   readonly offline: boolean
   readonly postLogoutRedirectUri: string
   readonly maxLoginAttempts: number
@@ -202,6 +217,47 @@ function resolvePages(pages: unknown): SessionPageOptions | undefined {
     ...(contentSecurityPolicy === undefined ? {} : { contentSecurityPolicy }),
   }
   return Object.freeze(copy)
+}
+
+/** Printable ASCII without spaces: what fits in a query or form parameter unchanged in meaning. */
+const PARAM_VALUE = /^[\x21-\x7e]{1,2048}$/
+
+function resolveTokenParams(
+  resource: unknown,
+  audience: unknown,
+): ResolvedSessionConfig<unknown, unknown>['tokenParams'] {
+  const resources =
+    resource === undefined
+      ? []
+      : typeof resource === 'string'
+        ? [resource]
+        : Array.isArray(resource)
+          ? [...(resource as readonly unknown[])]
+          : fail(
+              'createSessionAuth: resource must be a URI or a list of URIs',
+              'ERR_INVALID_ARG_TYPE',
+            )
+  const params: (readonly ['resource' | 'audience', string])[] = []
+  for (const value of new Set(resources)) {
+    // RFC 8707 §2: an absolute URI without a fragment.
+    if (
+      typeof value !== 'string' ||
+      !PARAM_VALUE.test(value) ||
+      !URL.canParse(value) ||
+      value.includes('#')
+    ) {
+      fail(
+        `createSessionAuth: resource ${JSON.stringify(value)} must be an absolute URI without a fragment, such as https://api.example.org`,
+      )
+    }
+    params.push(['resource', value])
+  }
+  if (audience !== undefined) {
+    if (typeof audience !== 'string' || !PARAM_VALUE.test(audience))
+      fail('createSessionAuth: audience must be a non-empty string without spaces')
+    params.push(['audience', audience])
+  }
+  return Object.freeze(params)
 }
 
 export function resolveOptions<Roles, Bearer>(
@@ -322,6 +378,8 @@ export function resolveOptions<Roles, Bearer>(
       fail(`createSessionAuth: invalid scope ${JSON.stringify(s)}`)
   if (offline) scopes.add('offline_access')
 
+  const tokenParams = resolveTokenParams(options.resource, options.audience)
+
   const postLogoutPath = options.postLogoutRedirectPath ?? '/'
   if (
     typeof postLogoutPath !== 'string' ||
@@ -387,6 +445,7 @@ export function resolveOptions<Roles, Bearer>(
     sessionLifetimeS,
     idleTimeoutS,
     scope: [...scopes].join(' '),
+    tokenParams,
     offline,
     postLogoutRedirectUri: `${origin}${postLogoutPath}`,
     maxLoginAttempts,

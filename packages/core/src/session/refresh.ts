@@ -6,7 +6,7 @@ import * as oauth from 'oauth4webapi'
 
 import { isSsoError } from '../errors.js'
 import type { SessionRejections } from './challenge.js'
-import type { SessionContext } from './context.js'
+import { tokenParams, type SessionContext } from './context.js'
 import { providerText, tokenEndpointError, type TokenEndpointError } from './diagnostics.js'
 import { isTransient, unavailable } from './provider.js'
 import { decodeRecord, writeRecord, type SessionRecord } from './record.js'
@@ -138,7 +138,7 @@ export class SessionRefresher {
         client,
         authentication,
         refreshToken,
-        provider.requestOptions(),
+        { ...provider.requestOptions(), additionalParameters: tokenParams(config) },
       )
       if (response.status >= 500)
         throw unavailable(new Error(`token endpoint answered ${response.status}`))
