@@ -1,14 +1,23 @@
 /**
  * The four ssokit adapters, each serving the same two routes over real HTTP on 127.0.0.1:
  * `GET /me` (authenticated) and `GET /admin` (role `admin`). Both answer the identity as JSON and
- * count their calls, so a test can prove a handler never ran for a rejected request.
+ * count their calls, so a test can prove a handler never ran for a rejected request. An
+ * authenticator with routes of its own (sessions) has them mounted the way each framework's
+ * documentation shows; Hono runs on `@hono/node-server`, as in production.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import {
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerOptions,
+  type ServerResponse,
+} from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createAdaptorServer } from '@hono/node-server'
 import express from 'express'
 import Fastify from 'fastify'
 import { Hono } from 'hono'
@@ -21,12 +30,12 @@ import {
   SignJWT,
   type JWTPayload,
 } from 'jose'
-import type { Authenticator, Identity } from '@ssokit/core'
+import { hasRoutes, type Authenticator, type Identity } from '@ssokit/core'
 import { loginWithPassword, type RunningIdp } from '@ssokit/idp'
 import * as ssokitExpress from '@ssokit/express'
 import { ssokit as ssokitFastify, requireAuth as fastifyRequireAuth } from '@ssokit/fastify'
 import * as ssokitHono from '@ssokit/hono'
-import { sendWebResponse, toWebRequest, withAuth } from '@ssokit/node'
+import { withAuth } from '@ssokit/node'
 
 export interface IdentityJson {
   subject: string
@@ -44,6 +53,26 @@ export interface RunningAdapter {
 
 export type AdapterName = 'node' | 'express' | 'fastify' | 'hono'
 export const ADAPTERS: readonly AdapterName[] = ['node', 'express', 'fastify', 'hono']
+
+export interface AdapterOptions {
+  /** Node's request header limit for the server, in bytes (`maxHeaderSize`). Default Node's. */
+  readonly maxHeaderSize?: number
+  /**
+   * Express only: body parsers mounted before the session routes, the way many apps mount them
+   * at the top.
+   */
+  readonly bodyParsersFirst?: boolean
+}
+
+type Starter = (
+  auth: Authenticator,
+  count: () => void,
+  options: AdapterOptions,
+) => Promise<{ url: string; close: () => Promise<void> }>
+
+function serverOptions(options: AdapterOptions): ServerOptions {
+  return options.maxHeaderSize === undefined ? {} : { maxHeaderSize: options.maxHeaderSize }
+}
 
 export function identityJson(identity: Identity): IdentityJson {
   return {
@@ -78,16 +107,22 @@ function sendJson(res: ServerResponse, value: unknown): void {
   res.end(JSON.stringify(value))
 }
 
-async function startNode(auth: Authenticator, count: () => void) {
+const startNode: Starter = async (auth, count, options) => {
   const handler = (_req: IncomingMessage, res: ServerResponse, identity: Identity) => {
     count()
     sendJson(res, identityJson(identity))
   }
   const me = withAuth(handler, { auth })
   const admin = withAuth(handler, { auth, roles: ['admin'] })
-  const server = createServer((req, res) => {
+  const server = createServer(serverOptions(options), (req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname
-    const route = path === '/me' ? me : path === '/admin' ? admin : undefined
+    // withAuth serves the authenticator's own routes (under its prefix) before the handler.
+    const route =
+      path === '/me' || (hasRoutes(auth) && path.startsWith(`${auth.prefix}/`))
+        ? me
+        : path === '/admin'
+          ? admin
+          : undefined
     if (route === undefined) {
       res.statusCode = 404
       res.end()
@@ -98,8 +133,10 @@ async function startNode(auth: Authenticator, count: () => void) {
   return { url: await listen(server), close: () => closeServer(server) }
 }
 
-async function startExpress(auth: Authenticator, count: () => void) {
+const startExpress: Starter = async (auth, count, options) => {
   const app = express()
+  if (options.bodyParsersFirst === true) app.use(express.urlencoded(), express.json())
+  if (hasRoutes(auth)) app.use(ssokitExpress.authRouter(auth))
   app.get('/me', ssokitExpress.requireAuth({ auth }), (req, res) => {
     count()
     res.json(identityJson(req.auth!))
@@ -113,12 +150,12 @@ async function startExpress(auth: Authenticator, count: () => void) {
       res.json(identityJson(req.auth!))
     },
   )
-  const server = createServer(app)
+  const server = createServer(serverOptions(options), app)
   return { url: await listen(server), close: () => closeServer(server) }
 }
 
-async function startFastify(auth: Authenticator, count: () => void) {
-  const app = Fastify()
+const startFastify: Starter = async (auth, count, options) => {
+  const app = Fastify({ http: serverOptions(options) })
   await app.register(ssokitFastify, { auth })
   app.get('/me', { onRequest: fastifyRequireAuth() }, (request) => {
     count()
@@ -133,17 +170,9 @@ async function startFastify(auth: Authenticator, count: () => void) {
   return { url: `http://127.0.0.1:${port}`, close: () => app.close() }
 }
 
-/** Serves a fetch-style app (Hono) on node:http through the ssokit bridge. */
-export function serveFetch(fetch: (request: Request) => Response | Promise<Response>): Server {
-  return createServer((req, res) => {
-    void (async () => {
-      await sendWebResponse(res, await fetch(toWebRequest(req)))
-    })()
-  })
-}
-
-async function startHono(auth: Authenticator, count: () => void) {
+const startHono: Starter = async (auth, count, options) => {
   const app = new Hono()
+  if (hasRoutes(auth)) app.use(ssokitHono.authRoutes(auth))
   app.get('/me', ssokitHono.requireAuth({ auth }), (c) => {
     count()
     return c.json(identityJson(c.get('auth')))
@@ -152,20 +181,35 @@ async function startHono(auth: Authenticator, count: () => void) {
     count()
     return c.json(identityJson(c.get('auth')))
   })
-  const server = serveFetch(app.fetch)
+  // Global Request and Response stay Node's own: other tests in this process use them.
+  const server = createAdaptorServer({
+    fetch: app.fetch,
+    overrideGlobalObjects: false,
+    serverOptions: serverOptions(options),
+  }) as Server
   return { url: await listen(server), close: () => closeServer(server) }
 }
 
-const STARTERS = { node: startNode, express: startExpress, fastify: startFastify, hono: startHono }
+const STARTERS: Record<AdapterName, Starter> = {
+  node: startNode,
+  express: startExpress,
+  fastify: startFastify,
+  hono: startHono,
+}
 
 export async function startAdapter(
   name: AdapterName,
   auth: Authenticator,
+  options: AdapterOptions = {},
 ): Promise<RunningAdapter> {
   let calls = 0
-  const running = await STARTERS[name](auth, () => {
-    calls += 1
-  })
+  const running = await STARTERS[name](
+    auth,
+    () => {
+      calls += 1
+    },
+    options,
+  )
   return { name, url: running.url, calls: () => calls, close: running.close }
 }
 

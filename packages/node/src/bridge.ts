@@ -115,6 +115,9 @@ function origin(
   return `${proto}://${host ?? 'localhost'}`
 }
 
+/** Methods the web `Request` constructor refuses (fetch's forbidden methods). */
+const FORBIDDEN_METHODS: ReadonlySet<string> = new Set(['CONNECT', 'TRACE', 'TRACK'])
+
 function hasBody(req: IncomingMessage): boolean {
   if (req.method === 'GET' || req.method === 'HEAD') return false
   const length = req.headers['content-length']
@@ -134,7 +137,15 @@ export function toWebRequest(req: IncomingMessage, options: WebRequestOptions = 
     if (values === undefined || name.startsWith(':')) continue
     for (const value of values) headers.append(name, value)
   }
-  const init: RequestInit & { duplex?: 'half' } = { method: req.method ?? 'GET', headers }
+  const method = req.method ?? 'GET'
+  if (FORBIDDEN_METHODS.has(method.toUpperCase())) {
+    // A route refuses these with 405 and its Allow list, so it must see the method; the
+    // constructor would throw. Their bodies are never read.
+    const request = new Request(url, { method: 'GET', headers })
+    Object.defineProperty(request, 'method', { value: method, enumerable: true })
+    return request
+  }
+  const init: RequestInit & { duplex?: 'half' } = { method, headers }
   if (hasBody(req)) {
     init.body = Readable.toWeb(req) as ReadableStream<Uint8Array>
     // Required by undici for a streamed request body.

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import {
   createServer,
+  IncomingMessage,
   request as httpRequest,
-  type IncomingMessage,
   type Server,
   type ServerResponse,
 } from 'node:http'
-import { connect, type AddressInfo } from 'node:net'
+import { connect, Socket, type AddressInfo } from 'node:net'
 import { after, describe, it } from 'node:test'
 import { createBearerAuthenticator, SsoError, type Authenticator } from '@ssokit/core'
 import { sendParts, sendWebResponse, toRequestLike, toWebRequest, withAuth } from '@ssokit/node'
@@ -126,6 +126,19 @@ describe('toWebRequest', () => {
       'https://app.example.org/p?q=1',
       `http://${host}/original?q=1`,
     ])
+  })
+
+  it('H06 keeps a method the Request constructor refuses (TRACE, TRACK, CONNECT), without its body', () => {
+    for (const method of ['TRACE', 'TRACK', 'CONNECT']) {
+      const req = new IncomingMessage(new Socket())
+      req.method = method
+      req.url = '/auth/login'
+      req.headers = { 'content-length': '5' }
+      const request = toWebRequest(req, { publicUrl: 'https://app.example.org' })
+      assert.equal(request.method, method)
+      assert.equal(request.body, null)
+      assert.equal(request.url, 'https://app.example.org/auth/login')
+    }
   })
 })
 
