@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 
 import { DEFAULT_IDP_CONFIG, startIdp, type RunningIdp } from '@ssokit/idp'
@@ -14,6 +17,9 @@ const ACCESS_TOKEN_TTL = 6
 let idp: RunningIdp
 let app: SessionApp
 let browser: Browser
+/** Another site (127.0.0.1, while the app is localhost) whose pages aim at the app's routes. */
+let otherSite: Server
+let otherUrl: string
 
 before(async () => {
   app = await startSessionApp(async (publicUrl) => {
@@ -43,6 +49,18 @@ before(async () => {
       secret: SECRET,
     }
   })
+  otherSite = createServer((req, res) => {
+    const pages: Record<string, string> = {
+      '/post-logout': `<form id="f" method="post" action="${app.url}/auth/logout"></form><script>document.getElementById('f').submit()</script>`,
+      '/link-logout': `<a id="go" href="${app.url}/auth/logout">win a prize</a>`,
+      '/link-login': `<a id="go" href="${app.url}/auth/login?returnTo=%2F">win a prize</a>`,
+    }
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+    res.end(`<!doctype html><title>Elsewhere</title>${pages[req.url ?? ''] ?? ''}`)
+  })
+  otherSite.listen(0, '127.0.0.1')
+  await once(otherSite, 'listening')
+  otherUrl = `http://127.0.0.1:${(otherSite.address() as AddressInfo).port}`
   browser = await launchBrowser()
 })
 
@@ -50,6 +68,8 @@ after(async () => {
   await browser.close()
   await app.close()
   await idp.close()
+  otherSite.closeAllConnections()
+  await new Promise((resolve) => otherSite.close(resolve))
 })
 
 async function signIn(context: BrowserContext, username: string, path = '/'): Promise<Page> {
@@ -142,6 +162,40 @@ describe('browser sessions in Chromium', () => {
         cookies.find((c) => c.name === 'ssokit-session'),
         undefined,
       )
+      assert.equal((await me(context)).status, 401)
+    } finally {
+      await context.close()
+    }
+  })
+
+  it('H08 pages of another site can neither log the user out nor end the session through login', async () => {
+    const context = await browser.newContext()
+    try {
+      const page = await signIn(context, 'alice', '/')
+      const logout = `${app.url}/auth/logout`
+      // A form another site submits on its own.
+      const [posted] = await Promise.all([
+        page.waitForResponse((r) => r.url() === logout),
+        page.goto(`${otherUrl}/post-logout`),
+      ])
+      assert.equal(posted.request().method(), 'POST')
+      assert.equal(posted.status(), 403)
+      await page.waitForURL(logout)
+      assert.match((await page.textContent('body')) ?? '', /another site/)
+      assert.equal((await me(context)).status, 200)
+
+      // Links another site shows: the logout route asks, the login route shows the session.
+      await page.goto(`${otherUrl}/link-login`)
+      await Promise.all([page.waitForURL(/\/auth\/login/), page.click('#go')])
+      assert.match((await page.textContent('body')) ?? '', /signed in as alice/)
+      assert.equal((await me(context)).status, 200)
+      await page.goto(`${otherUrl}/link-logout`)
+      await Promise.all([page.waitForURL(logout), page.click('#go')])
+      assert.equal((await me(context)).status, 200)
+
+      // The confirmation page's own button signs out, here and at the provider.
+      await Promise.all([page.waitForSelector('#kc-form-login'), page.click('button')])
+      assert.ok(page.url().startsWith(idp.issuer), 'back at the provider login page')
       assert.equal((await me(context)).status, 401)
     } finally {
       await context.close()

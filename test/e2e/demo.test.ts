@@ -129,6 +129,13 @@ describe('ssokit demo in a browser', () => {
       assert.equal(admin?.status(), 200)
       assert.equal(await page.textContent('h1'), 'Administration')
 
+      // A plain link to the logout route only asks, in the demo's own layout.
+      const asked = await page.goto(`${demo.app.url}/auth/logout`)
+      assert.equal(asked?.status(), 200)
+      assert.equal(await page.textContent('h1'), 'Sign out')
+      assert.ok(await page.isVisible('.session form[method="post"] button'))
+      assert.equal((await fetchInPage(page, '/api/whoami')).status, 200)
+
       await page.goto(`${demo.app.url}/`)
       await page.click('#logout')
       await page.waitForSelector('#login')

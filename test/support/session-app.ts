@@ -56,7 +56,7 @@ export async function startSessionApp(
       res.end(
         `<!doctype html><title>Home</title><h1 id="user">${escape(identity.username)}</h1>` +
           `<p id="roles">${escape([...identity.roles].sort().join(','))}</p>` +
-          `<a id="logout" href="/auth/logout">Sign out</a>`,
+          `<form method="post" action="/auth/logout"><button id="logout" type="submit">Sign out</button></form>`,
       )
     },
     { auth },

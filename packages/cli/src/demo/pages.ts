@@ -64,7 +64,7 @@ dl:last-child { margin-bottom: 0; }
   padding: 1px 10px; font-size: 14px;
 }
 .none { color: var(--muted); font-style: italic; }
-.button {
+.button, .session button {
   display: inline-block; border: 0; border-radius: 8px; padding: 10px 18px; cursor: pointer;
   background: var(--accent); color: var(--accent-text); font: inherit; font-weight: 600;
   text-decoration: none;
@@ -74,6 +74,7 @@ dl:last-child { margin-bottom: 0; }
 }
 .actions { display: flex; gap: 12px; align-items: center; flex-wrap: wrap; }
 .actions form { margin: 0; }
+.session form { margin: 0 0 16px; }
 .notice { border-color: var(--warn); background: var(--warn-bg); }
 .notice h1 { color: var(--warn); }
 code {
@@ -304,7 +305,7 @@ export function sessionPage({ status, titleHtml, bodyHtml }: SessionPage): strin
   return layoutHtml(
     titleHtml,
     'other',
-    `<section class="card${status >= 400 ? ' notice' : ''}">
+    `<section class="card session${status >= 400 ? ' notice' : ''}">
 <h1>${titleHtml}</h1>
 ${bodyHtml}
 <div class="actions"><a class="button secondary" href="/">Back to the home page</a></div>

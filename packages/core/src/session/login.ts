@@ -1,9 +1,13 @@
 /**
  * `GET <prefix>/login`: ends any session the browser holds, stops login loops, and sends the
- * browser to the provider with a new sealed transaction (state, nonce, PKCE).
+ * browser to the provider with a new sealed transaction (state, nonce, PKCE). A session is
+ * ended only on a request from this application's own pages (or one confirmed on them): a
+ * link on another site may start a sign-in, never end the user's current session.
  */
 import * as oauth from 'oauth4webapi'
 
+import { isSsoError } from '../errors.js'
+import type { Identity } from '../identity.js'
 import {
   clearCookie,
   nowS,
@@ -16,7 +20,9 @@ import {
 import type { IdentityCache } from './identity-cache.js'
 import { loginAttempts, loopCookie, LOOP_WINDOW_S } from './login-loop.js'
 import { pageResponse } from './pages.js'
+import { requestSite } from './request-site.js'
 import { safeReturnTo } from './return-to.js'
+import { safeEqual } from './seal.js'
 import {
   sealTransaction,
   transactionCookie,
@@ -28,16 +34,66 @@ import { providerUnavailablePage, storeUnavailablePage } from './unavailable-pag
 
 /** The store id `/login` reads to learn whether the store answers before sending anyone away. */
 const LOGIN_PROBE_ID = 'login-probe'
+/** The keyring purpose of the `confirm` parameter that lets a page of ours end a session. */
+const SWITCH_PURPOSE = 'ssokit:login-switch'
+
+/** A value only this application can make for this session: the MAC of its id. */
+function switchToken(context: SessionContext, sessionId: string): string {
+  return context.keyring.sign(sessionId, SWITCH_PURPOSE).slice(sessionId.length + 1)
+}
+
+function confirmsSwitch(context: SessionContext, url: URL, sessionId: string): boolean {
+  const given = url.searchParams.getAll('confirm')
+  return given.length === 1 && safeEqual(given[0] ?? '', switchToken(context, sessionId))
+}
+
+/** Asked from another site (or by a client that does not say) while a session is live. */
+function signedInPage(
+  context: SessionContext,
+  url: URL,
+  identity: Identity,
+  sessionId: string,
+  returnTo: string,
+): Response {
+  const { config } = context
+  const fields: Record<string, string> = { returnTo }
+  for (const name of config.loginParams) {
+    const values = url.searchParams.getAll(name)
+    if (values.length === 1 && values[0] !== undefined && values[0].length <= 512)
+      fields[name] = values[0]
+  }
+  fields.confirm = switchToken(context, sessionId)
+  return pageResponse(200, {
+    title: 'You are already signed in',
+    paragraphs: [
+      `You are signed in as ${identity.username}.`,
+      'To sign in again, for example as someone else, use the button below; this ends the current session.',
+    ],
+    form: {
+      method: 'get',
+      action: `${config.publicUrl}${config.prefix}/login`,
+      button: 'Sign in again',
+      fields,
+    },
+    link: { href: `${config.publicUrl}${returnTo}`, text: 'Continue to the application' },
+  })
+}
+
+/** Resolves who the browser's session belongs to, or rejects as `authenticate` does. */
+export type CurrentSession = (request: Request) => Promise<Identity>
 
 export async function login(
   context: SessionContext,
   identities: IdentityCache,
+  current: CurrentSession,
   request: Request,
   url: URL,
 ): Promise<Response> {
   const { config, provider } = context
   const cookies = requestCookies(request)
   const headers = routeHeaders()
+  const returnValues = url.searchParams.getAll('returnTo')
+  const returnTo = returnValues.length === 1 ? safeReturnTo(returnValues[0]) : '/'
 
   // Third-party-initiated login (OIDC Core §4) is accepted only from our own provider.
   const issuers = url.searchParams.getAll('iss')
@@ -52,6 +108,26 @@ export async function login(
       },
       headers,
     )
+  }
+
+  // A session is ended below only when this application's own pages asked for the sign-in:
+  // from anywhere else, a live session is shown, not ended.
+  const existing = sessionIdFrom(context, cookies)
+  if (
+    existing !== undefined &&
+    requestSite(request, config.publicUrl) !== 'same-origin' &&
+    !confirmsSwitch(context, url, existing)
+  ) {
+    let identity: Identity | undefined
+    try {
+      identity = await current(request)
+    } catch (error) {
+      if (isSsoError(error) && error.code === 'session_store_unavailable')
+        return storeUnavailablePage(error)
+      if (!isSsoError(error) || error.code !== 'session_missing')
+        return providerUnavailablePage(error)
+    }
+    if (identity !== undefined) return signedInPage(context, url, identity, existing, returnTo)
   }
 
   const attempts = loginAttempts(context, cookies)
@@ -72,8 +148,7 @@ export async function login(
     )
   }
 
-  // Opening the sign-in page ends any session this browser still holds (no half-logged-in state).
-  const existing = sessionIdFrom(context, cookies)
+  // Signing in ends any session this browser still holds (no half-logged-in state).
   if (cookies.has(config.sessionCookie))
     headers.append('set-cookie', clearCookie(config, config.sessionCookie, '/'))
   try {
@@ -96,8 +171,6 @@ export async function login(
   }
   if (metadata.authorization_endpoint === undefined) return providerUnavailablePage(undefined)
 
-  const returnValues = url.searchParams.getAll('returnTo')
-  const returnTo = returnValues.length === 1 ? safeReturnTo(returnValues[0]) : '/'
   const state = oauth.generateRandomState()
   const nonce = oauth.generateRandomNonce()
   const verifier = oauth.generateRandomCodeVerifier()

@@ -1,6 +1,8 @@
 /**
- * `GET|POST <prefix>/logout`: ends the session here, then sends the browser to the provider's
+ * `POST <prefix>/logout`: ends the session here, then sends the browser to the provider's
  * end-session endpoint (with the ID token as a hint) or straight to the post-logout page.
+ * A `GET` only asks (a link or an image on any site must not sign anyone out), and a `POST`
+ * that another site sent is refused.
  */
 import {
   clearCookie,
@@ -10,7 +12,9 @@ import {
   type SessionContext,
 } from './context.js'
 import type { IdentityCache } from './identity-cache.js'
+import { pageResponse, type PageForm } from './pages.js'
 import { decodeRecord } from './record.js'
+import { requestSite } from './request-site.js'
 import { storeUnavailablePage } from './unavailable-pages.js'
 
 /**
@@ -20,11 +24,45 @@ import { storeUnavailablePage } from './unavailable-pages.js'
  */
 const MAX_LOGOUT_URL_LENGTH = 3500
 
+function signOutForm(context: SessionContext): PageForm {
+  const { config } = context
+  return {
+    method: 'post',
+    action: `${config.publicUrl}${config.prefix}/logout`,
+    button: 'Sign out',
+  }
+}
+
+/** `GET`: a page whose button posts the sign-out from this origin. */
+function confirmationPage(context: SessionContext): Response {
+  return pageResponse(200, {
+    title: 'Sign out',
+    paragraphs: ['Do you want to sign out? You are also signed out at the identity provider.'],
+    form: signOutForm(context),
+    link: { href: `${context.config.publicUrl}/`, text: 'Back to the application' },
+  })
+}
+
+/** A sign-out that another site posted: nothing ends, the user may still confirm it here. */
+function crossSitePage(context: SessionContext): Response {
+  return pageResponse(403, {
+    title: 'Sign-out refused',
+    paragraphs: [
+      'The sign-out request came from another site, so nothing was ended: only this application’s own pages can sign you out.',
+      'If you do want to sign out, use the button below.',
+    ],
+    form: signOutForm(context),
+    link: { href: `${context.config.publicUrl}/`, text: 'Back to the application' },
+  })
+}
+
 export async function logout(
   context: SessionContext,
   identities: IdentityCache,
   request: Request,
 ): Promise<Response> {
+  if (request.method !== 'POST') return confirmationPage(context)
+  if (requestSite(request, context.config.publicUrl) === 'cross-site') return crossSitePage(context)
   const { config, provider } = context
   const cookies = requestCookies(request)
   const headers = routeHeaders()

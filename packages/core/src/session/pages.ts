@@ -29,10 +29,21 @@ export const PAGE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'content-security-policy': "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
 })
 
+/** A button that submits a form to one of the session routes (a trusted URL). */
+export interface PageForm {
+  readonly method: 'get' | 'post'
+  readonly action: string
+  readonly button: string
+  /** Hidden fields sent along; names and values are escaped here. */
+  readonly fields?: Readonly<Record<string, string>>
+}
+
 export interface PageContent {
   readonly title: string
   /** Paragraphs of plain text; escaped here. */
   readonly paragraphs: readonly string[]
+  /** An optional form with one button, before the link. */
+  readonly form?: PageForm
   /** An optional link back into the application (a trusted, already validated URL). */
   readonly link?: { readonly href: string; readonly text: string }
 }
@@ -42,7 +53,7 @@ export interface SessionPage {
   readonly status: number
   /** The title, escaped for HTML (for `<title>` and the heading). */
   readonly titleHtml: string
-  /** The message: paragraphs and maybe a link, as escaped HTML. */
+  /** The message: paragraphs, maybe a form with one button and a link, as escaped HTML. */
   readonly bodyHtml: string
 }
 
@@ -57,12 +68,23 @@ export interface SessionPageOptions {
   readonly contentSecurityPolicy?: string
 }
 
+function formHtml(form: PageForm): string {
+  const fields = Object.entries(form.fields ?? {})
+    .map(
+      ([name, value]) =>
+        `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}">`,
+    )
+    .join('')
+  return `\n<form method="${form.method}" action="${escapeHtml(form.action)}">${fields}<button type="submit">${escapeHtml(form.button)}</button></form>`
+}
+
 function bodyHtml(content: PageContent): string {
   const body = content.paragraphs.map((p) => `<p>${displayText(p)}</p>`).join('\n')
+  const form = content.form ? formHtml(content.form) : ''
   const link = content.link
     ? `\n<p><a href="${escapeHtml(content.link.href)}">${escapeHtml(content.link.text)}</a></p>`
     : ''
-  return body + link
+  return body + form + link
 }
 
 export function renderPage(content: PageContent): string {

@@ -5,7 +5,7 @@
  * steps together; each lives in its own module.
  */
 import type { Authenticator, RouteProvider } from '../authenticator.js'
-import type { RequestLike, ResponseParts } from '../http.js'
+import { fromRequest, type RequestLike, type ResponseParts } from '../http.js'
 import type { Identity } from '../identity.js'
 import { SsoTypeError } from '../errors.js'
 import {
@@ -125,7 +125,8 @@ class SessionAuthImpl implements SessionAuth {
       this.#rejections,
     )
     this.#routes = {
-      login: (request, url) => login(context, identities, request, url),
+      login: (request, url) =>
+        login(context, identities, (r) => this.#reader.authenticate(fromRequest(r)), request, url),
       callback: (request, url) => callback(context, request, url),
       logout: (request) => logout(context, identities, request),
       backchannelLogout: (request) => backchannelLogout(config, logoutTokens, request, events),

@@ -9,7 +9,7 @@ import {
 } from '@ssokit/core'
 import { decodeJwt, SignJWT } from 'jose'
 
-import { APP, Browser, startTestIdp, type TestIdp, webAppOptions } from './support.js'
+import { APP, Browser, FROM_THE_APP, startTestIdp, type TestIdp, webAppOptions } from './support.js'
 
 let t: TestIdp
 let auth: SessionAuth
@@ -214,11 +214,11 @@ describe('login', () => {
     }
   })
 
-  it('B20 opening the login page ends the current session', async () => {
+  it('B20 opening the login page from the application ends the current session', async () => {
     const browser = new Browser(auth, t.issuer)
     await browser.login()
     const captured = browser.cookieHeader()
-    const start = await browser.route('/auth/login')
+    const start = await browser.route('/auth/login', { headers: FROM_THE_APP })
     assert.ok(
       setCookies(start).some(
         (c) => c.startsWith('__Host-ssokit-session=;') && c.includes('Max-Age=0'),
@@ -237,7 +237,9 @@ describe('login', () => {
     await attacker.login('bob')
     const planted = attacker.cookieHeader()
     const victim = new Browser(auth, t.issuer)
-    const start = await victim.route('/auth/login', { headers: { cookie: planted } })
+    const start = await victim.route('/auth/login', {
+      headers: { cookie: planted, ...FROM_THE_APP },
+    })
     const callback = await victim.route(
       await victim.atIdp(new URL(start.headers.get('location')!), 'alice'),
     )

@@ -121,7 +121,7 @@ describe('RP-initiated logout', () => {
 
   it('B21 logout without a session, or with a bogus state, is a neutral redirect and never a 500', async () => {
     for (const path of ['/auth/logout', '/auth/logout?state=bogus&sid=x']) {
-      const response = await new Browser(auth, t.issuer).route(path)
+      const response = await new Browser(auth, t.issuer).route(path, { method: 'POST' })
       assert.equal(response.status, 302)
       const target = new URL(response.headers.get('location')!)
       assert.equal(target.origin, new URL(t.issuer).origin)

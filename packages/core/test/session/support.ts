@@ -21,6 +21,12 @@ import {
 import { importJWK, SignJWT } from 'jose'
 
 export const APP = 'https://app.example.org'
+/** What a browser sends with a request from one of the application's own pages. */
+export const FROM_THE_APP: Readonly<Record<string, string>> = { 'sec-fetch-site': 'same-origin' }
+/** What a browser sends with a request that a page of another site made. */
+export const FROM_ANOTHER_SITE: Readonly<Record<string, string>> = {
+  'sec-fetch-site': 'cross-site',
+}
 export const SECRET = 'session-secret-for-tests-0123456789abcdef'
 
 /** Options for the `web-app` client the test idp registers, on `store`. */
