@@ -8,6 +8,8 @@ needed=(
   "/usr/bin/redis-sentinel:redis-sentinel"
   "/usr/bin/redis-cli:redis-tools"
   "/usr/bin/openssl:openssl"
+  "/usr/bin/glewlwyd:glewlwyd"
+  "/usr/bin/sqlite3:sqlite3"
 )
 missing=()
 for pair in "${needed[@]}"; do

@@ -26,7 +26,7 @@ export interface RunningRedis {
 }
 
 // Reads stdin (fd 3, as background jobs otherwise get /dev/null) until EOF, then stops the server.
-const WATCHDOG = `
+export const WATCHDOG = `
 exec 3<&0
 "$0" "$@" </dev/null &
 pid=$!
