@@ -45,6 +45,21 @@ class Browser {
     return response
   }
 
+  /** A form post from the app's own page, as the sign-out button sends it. */
+  async post(url: string): Promise<Response> {
+    const response = await fetch(url, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: {
+        origin: app.url,
+        'sec-fetch-site': 'same-origin',
+        cookie: this.cookies.header(url),
+      },
+    })
+    this.cookies.store(response)
+    return response
+  }
+
   /** `/auth/login` at the app, sign-in at glewlwyd, back to the callback. */
   async signIn(): Promise<Response> {
     const login = await this.get(`${app.url}/auth/login?returnTo=/api/me`)
@@ -171,7 +186,7 @@ describe('glewlwyd', () => {
   it('RP-initiated logout ends the session here and at glewlwyd', async () => {
     const browser = new Browser()
     assert.equal((await browser.signIn()).status, 302)
-    const logout = await browser.get(`${app.url}/auth/logout`)
+    const logout = await browser.post(`${app.url}/auth/logout`)
     assert.equal(logout.status, 302)
     const endSession = new URL(logout.headers.get('location') ?? '')
     assert.equal(endSession.origin + endSession.pathname, `${glewlwyd.issuer}/end_session`)
