@@ -29,6 +29,7 @@ const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
 const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
 const rsaPem = rsa.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string
 const ecJwk = { ...ec.privateKey.export({ format: 'jwk' }), kid: 'ec-1' }
+const ed = generateKeyPairSync('ed25519')
 
 function client(id: string, extra: Partial<IdpClientConfig>): IdpClientConfig {
   return {
@@ -123,6 +124,11 @@ before(async () => {
       }),
       client('key-app', { jwks: { keys: [publicRsa as IdpClientJwk] } }),
       client('ec-app', { jwks: { keys: [publicEc as IdpClientJwk] } }),
+      client('ed-app', {
+        jwks: {
+          keys: [{ ...ed.publicKey.export({ format: 'jwk' }), kid: 'ed-1' } as IdpClientJwk],
+        },
+      }),
       client('public-app', {}),
     ],
   })
@@ -221,6 +227,18 @@ describe('private_key_jwt', () => {
     })
     const header = decodeProtectedHeader(sent[0]?.body.get('client_assertion') ?? '')
     assert.deepEqual(header, { alg: 'ES256', kid: 'ec-1' })
+  })
+
+  it('signs with an Ed25519 key', async () => {
+    const sent = await loginAndRefresh({
+      clientId: 'ed-app',
+      clientPrivateKey: {
+        key: ed.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string,
+        kid: 'ed-1',
+      },
+    })
+    const header = decodeProtectedHeader(sent[0]?.body.get('client_assertion') ?? '')
+    assert.deepEqual(header, { alg: 'Ed25519', kid: 'ed-1' })
   })
 
   it('is refused by the provider when the key is not the registered one', async () => {
