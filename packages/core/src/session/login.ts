@@ -139,7 +139,7 @@ export async function login(
       {
         title: 'Sign-in keeps failing',
         paragraphs: [
-          `This browser completed sign-in and came straight back to the sign-in page ${attempts.count} times in a row, so the session is not being kept. Sign-in stopped here to avoid an endless loop.`,
+          `This browser completed sign-in and the application sent it straight back to sign in ${attempts.count} times in a row, so the session is not being kept. Sign-in stopped here to avoid an endless loop.`,
           'Usual causes: the browser refuses the session cookie (cookies blocked, or the site is reached over http while it is configured for https), the clock of this server is wrong, or the sessions are lost between servers (several instances sharing a memory store).',
           `You can try again in ${wait} seconds.`,
         ],
@@ -188,7 +188,8 @@ export async function login(
       TRANSACTION_PATH,
     ),
   )
-  if (attempts.lastSuccess !== undefined) {
+  // Counted only when the application refused the session that sign-in created: that is a loop.
+  if (attempts.lastSuccess !== undefined && attempts.refused) {
     headers.append('set-cookie', loopCookie(context, attempts.count + 1, attempts.lastSuccess))
   }
 

@@ -104,7 +104,10 @@ export interface SessionAuthOptionsBase<Roles, Bearer> {
   readonly scopes?: string | readonly string[]
   /** Where the provider sends the browser after logout (registered at the provider). Default `/`. */
   readonly postLogoutRedirectPath?: string
-  /** Login starts allowed from one browser within two minutes before a loop is declared. Default 5. */
+  /**
+   * Sign-ins one browser may be sent to, within two minutes, by the application refusing the
+   * session the previous one created, before a loop is declared. Default 5.
+   */
   readonly maxLoginAttempts?: number
   /** Query parameters of `<prefix>/login` passed on to the provider (e.g. `kc_idp_hint`). Default none. */
   readonly loginParams?: readonly string[]

@@ -26,6 +26,7 @@ import { carriesBearer, rejectSession, SessionRejections } from './challenge.js'
 import { createContext, loginUrl, type SessionContext } from './context.js'
 import { IdentityCache, type IdentityMapping } from './identity-cache.js'
 import { login } from './login.js'
+import { withRefusalMark } from './login-loop.js'
 import { logout } from './logout.js'
 import { resolveOptions, type SessionAuthOptionsBase } from './options.js'
 import { Readiness } from './readiness.js'
@@ -162,7 +163,8 @@ class SessionAuthImpl implements SessionAuth {
     if (this.#bearer !== undefined && carriesBearer(request)) {
       return this.#bearer.reject(error, request)
     }
-    return rejectSession(this.#context.config, this.#rejections, error, request)
+    const parts = rejectSession(this.#context.config, this.#rejections, error, request)
+    return withRefusalMark(this.#context, error, request, parts)
   }
 }
 
