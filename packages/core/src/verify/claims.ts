@@ -29,11 +29,16 @@ export type RoleSource =
 export type RoleReader = (claims: Readonly<Record<string, unknown>>) => Iterable<string> | undefined
 
 /**
- * Which JWTs count as access tokens.
+ * Which JWTs count as access tokens. ID tokens, refresh, logout and other typed tokens never do.
  * - `auto`: RFC 9068 (`typ` header `at+jwt`) or Keycloak (`typ` claim `Bearer`).
  * - `at+jwt`: RFC 9068 only. `Bearer`: Keycloak only.
+ * - `jwt`: also a JWT typed `JWT` or not typed at all, as most providers issue access tokens,
+ *   unless it bears the marks of an ID token (`nonce`, `at_hash`, `c_hash`, `s_hash`, or an
+ *   audience of the client id alone with no access-token claim such as `scope` or `client_id`).
  */
-export type TokenTypePolicy = 'auto' | 'at+jwt' | 'Bearer'
+export type TokenTypePolicy = 'auto' | 'at+jwt' | 'Bearer' | 'jwt'
+
+export const TOKEN_TYPE_POLICIES: readonly TokenTypePolicy[] = ['auto', 'at+jwt', 'Bearer', 'jwt']
 
 export interface ClaimsPolicy {
   readonly issuer: string
@@ -111,6 +116,36 @@ function normalizeTyp(value: string): string {
   return value.includes('/') ? lower : `application/${lower}`
 }
 
+/** Claims only an ID token has (OIDC Core §2, §3.3.2.11). */
+const ID_TOKEN_CLAIMS = ['nonce', 'at_hash', 'c_hash', 's_hash'] as const
+/** Claims of access tokens that ID tokens lack: scopes, the client they were issued to. */
+const ACCESS_TOKEN_CLAIMS = ['scope', 'scp', 'client_id', 'cid', 'appid'] as const
+
+/**
+ * The claim that shows an untyped JWT to be an ID token, or `undefined`. An ID token names the
+ * client it was issued to as its audience, alone (`azp`, when present, is that client too), and
+ * carries no scope; an access token names the resource and the client that asked for it.
+ */
+function idTokenMark(
+  claims: Readonly<Record<string, unknown>>,
+  clientId: string,
+): string | undefined {
+  for (const name of ID_TOKEN_CLAIMS) if (Object.hasOwn(claims, name)) return name
+  // Amazon Cognito says which token it is.
+  if (claims.token_use === 'id') return 'token_use'
+  const aud = claims.aud
+  const clientAlone =
+    aud === clientId || (Array.isArray(aud) && aud.length === 1 && aud[0] === clientId)
+  if (!clientAlone) return undefined
+  for (const name of ACCESS_TOKEN_CLAIMS) if (Object.hasOwn(claims, name)) return undefined
+  if (typeof claims.azp === 'string' && claims.azp !== clientId) return undefined
+  return 'aud'
+}
+
+function idToken(claim: string): SsoError {
+  return fail('token_invalid', 'The token is an ID token, not an access token.', 'id_token', claim)
+}
+
 /**
  * What an access token must be beyond a valid JWT: the right kind of token (RFC 8725 §3.11,
  * RFC 9068 §2.1), a subject, and no sender constraint ssokit cannot check (`cnf`, RFC 9449).
@@ -128,17 +163,26 @@ export function checkAccessToken(
   if (!policy.acceptAnyTokenType) {
     const claimTyp = claims.typ
     const keycloak = claimTyp === 'Bearer'
+    // Keycloak stamps every token it issues: "ID", "Refresh", "Offline", "Logout" are never access tokens.
+    if (claimTyp === 'ID') throw idToken('typ')
     const typeOk =
-      // Keycloak stamps every token it issues: "ID", "Refresh", "Offline", "Logout" are never access tokens.
       (claimTyp === undefined || keycloak) &&
       (headerTyp === undefined || headerTyp === 'application/jwt' || rfc9068) &&
       (policy.tokenType === 'at+jwt'
         ? rfc9068
         : policy.tokenType === 'Bearer'
           ? keycloak
-          : rfc9068 || keycloak)
+          : policy.tokenType === 'jwt' || rfc9068 || keycloak)
     if (!typeOk)
       throw fail('token_invalid', 'The token is not an access token.', 'token_type', 'typ')
+    if (!rfc9068 && !keycloak) {
+      // Only the `jwt` policy gets here: an untyped token must not look like an ID token.
+      const mark = idTokenMark(claims, policy.clientId)
+      if (mark !== undefined) throw idToken(mark)
+      if (Object.hasOwn(claims, 'events')) {
+        throw fail('token_invalid', 'The token is not an access token.', 'token_type', 'events')
+      }
+    }
   }
   if (rfc9068) {
     // RFC 9068 §2.2 required claims (Keycloak tokens carry `azp` instead of `client_id`).

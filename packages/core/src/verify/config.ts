@@ -1,6 +1,12 @@
 import { SsoTypeError } from '../errors.js'
 import { SIGNING_ALGORITHMS } from './algorithms.js'
-import { claimPathProblem, roleSourceProblem, type RoleSource } from './claims.js'
+import {
+  claimPathProblem,
+  roleSourceProblem,
+  TOKEN_TYPE_POLICIES,
+  type RoleSource,
+  type TokenTypePolicy,
+} from './claims.js'
 import type { VerifierOptions } from './verifier.js'
 
 /** Endpoints of a Keycloak realm, derived from its issuer URL. */
@@ -62,6 +68,19 @@ function read(env: Environment, name: string): string | undefined {
   return value === undefined || value === '' ? undefined : value
 }
 
+/** `SSOKIT_TOKEN_TYPE`: which JWTs are access tokens. */
+export function tokenTypeFromEnv(env: Environment): TokenTypePolicy | undefined {
+  const text = read(env, 'SSOKIT_TOKEN_TYPE')
+  if (text === undefined) return undefined
+  const policy = TOKEN_TYPE_POLICIES.find((p) => p.toLowerCase() === text.toLowerCase())
+  if (policy === undefined) {
+    throw new SsoTypeError(
+      `SSOKIT_TOKEN_TYPE must be one of ${TOKEN_TYPE_POLICIES.join(', ')}, not ${JSON.stringify(text)}`,
+    )
+  }
+  return policy
+}
+
 /** `SSOKIT_ROLES_CLAIM`: `auto`, one claim path, or a comma list of them. */
 export function rolesFromEnv(env: Environment): RoleSource | undefined {
   const text = read(env, 'SSOKIT_ROLES_CLAIM')
@@ -86,6 +105,7 @@ export function rolesFromEnv(env: Environment): RoleSource | undefined {
  * - `SSOKIT_CLOCK_TOLERANCE`: seconds (default 30; tsgauth used 120);
  * - `SSOKIT_ROLES_CLAIM`: where roles come from, `auto` or a comma list of claims or dotted paths;
  * - `SSOKIT_USERNAME_CLAIM`: the username claim tried after `preferred_username`;
+ * - `SSOKIT_TOKEN_TYPE`: `auto`, `at+jwt`, `Bearer` or `jwt` (see `tokenType`);
  * - `TSGAUTH_OIDC_PREFIX`: a prefix for the `OIDC_*` names (`MYAPP_` reads `MYAPP_OIDC_CLIENT_ID`).
  *
  * The core never reads `process` itself: pass `process.env` (or any record).
@@ -139,6 +159,7 @@ export function loadConfig(env: Environment): VerifierOptions {
     }
   }
   const roles = rolesFromEnv(env)
+  const tokenType = tokenTypeFromEnv(env)
   const usernameClaim = read(env, 'SSOKIT_USERNAME_CLAIM')
   const usernameProblem = usernameClaim === undefined ? undefined : claimPathProblem(usernameClaim)
   if (usernameProblem !== undefined)
@@ -148,6 +169,7 @@ export function loadConfig(env: Environment): VerifierOptions {
     clientId,
     ...(roles === undefined ? {} : { roles }),
     ...(usernameClaim === undefined ? {} : { usernameClaim }),
+    ...(tokenType === undefined ? {} : { tokenType }),
     ...(jwksUri === undefined ? {} : { jwksUri }),
     ...(algorithms === undefined ? {} : { algorithms: Object.freeze([...algorithms]) }),
     ...(clockTolerance === undefined ? {} : { clockTolerance }),

@@ -20,6 +20,7 @@ import {
   roleClaimPaths,
   roleReader,
   roleSourceProblem,
+  TOKEN_TYPE_POLICIES,
   usernameReader,
   type ClaimsPolicy,
   type RoleReader,
@@ -54,7 +55,10 @@ export interface VerifierExpertOptions {
   readonly now?: () => number
   /** Allows `http:` issuer and JWKS URLs on non-loopback hosts. Loopback hosts are always allowed. */
   readonly allowInsecureHttp?: boolean
-  /** Accepts any JWT type (ID tokens included) as an access token. */
+  /**
+   * Accepts any JWT as an access token, ID tokens included. Prefer `tokenType: 'jwt'`, which
+   * accepts untyped access tokens and still refuses ID tokens.
+   */
   readonly acceptAnyTokenType?: boolean
 }
 
@@ -81,7 +85,11 @@ export interface VerifierOptions {
    * Default `cern_upn`; after it come `email`, then `sub`.
    */
   readonly usernameClaim?: string | undefined
-  /** Which JWTs are access tokens. Default `'auto'` (RFC 9068 `at+jwt` or Keycloak `typ: "Bearer"`). */
+  /**
+   * Which JWTs are access tokens. Default `'auto'`: RFC 9068 (`at+jwt` header) or Keycloak
+   * (`typ: "Bearer"` claim). `'jwt'` also accepts tokens typed `JWT` or untyped, as most other
+   * providers issue them, and refuses those that look like ID tokens (`id_token`).
+   */
   readonly tokenType?: TokenTypePolicy | undefined
   /** Verified tokens kept in memory until they expire. Default 10 000; 0 turns the cache off. */
   readonly cacheSize?: number | undefined
@@ -275,8 +283,8 @@ function checkOptions(options: VerifierOptions): Config {
     if (problem !== undefined) throw new SsoTypeError(problem)
   }
   const tokenType = options.tokenType ?? 'auto'
-  if (!(['auto', 'at+jwt', 'Bearer'] as readonly string[]).includes(tokenType)) {
-    throw new SsoTypeError('tokenType must be "auto", "at+jwt" or "Bearer"')
+  if (!TOKEN_TYPE_POLICIES.includes(tokenType)) {
+    throw new SsoTypeError('tokenType must be "auto", "at+jwt", "Bearer" or "jwt"')
   }
   const roles = options.roles ?? 'auto'
   const rolesProblem = roleSourceProblem(roles)

@@ -82,11 +82,15 @@ describe('configuration from the environment', () => {
       ['realm_access.roles', 'resource_access.x.roles'],
     )
     assert.equal(loadConfig({ ...base, SSOKIT_USERNAME_CLAIM: 'upn' }).usernameClaim, 'upn')
+    assert.equal(loadConfig({ ...base, SSOKIT_TOKEN_TYPE: 'jwt' }).tokenType, 'jwt')
+    assert.equal(loadConfig({ ...base, SSOKIT_TOKEN_TYPE: 'AT+JWT' }).tokenType, 'at+jwt')
+    assert.equal(loadConfig({ ...base, SSOKIT_TOKEN_TYPE: 'bearer' }).tokenType, 'Bearer')
     assert.equal(loadConfig(base).roles, undefined)
     for (const [name, value] of [
       ['SSOKIT_ROLES_CLAIM', 'a..b'],
       ['SSOKIT_ROLES_CLAIM', ','],
       ['SSOKIT_USERNAME_CLAIM', '__proto__'],
+      ['SSOKIT_TOKEN_TYPE', 'any'],
     ] as const) {
       assert.throws(
         () => loadConfig({ ...base, [name]: value }),
