@@ -43,6 +43,8 @@ export const TOKEN_TYPE_POLICIES: readonly TokenTypePolicy[] = ['auto', 'at+jwt'
 export interface ClaimsPolicy {
   readonly issuer: string
   readonly clientId: string
+  /** What `aud` must name one of; the client id unless configured. */
+  readonly audiences: readonly string[]
   /** Seconds. */
   readonly clockTolerance: number
   readonly tokenType: TokenTypePolicy
@@ -90,7 +92,7 @@ export function checkTimes(
   }
 }
 
-/** `iss` exact, `aud` naming the client (never `azp`), as jose's `issuer`/`audience` options. */
+/** `iss` exact, `aud` naming an accepted audience (never `azp`), as jose's `issuer`/`audience` options. */
 export function checkIssuerAndAudience(
   claims: Readonly<Record<string, unknown>>,
   policy: ClaimsPolicy,
@@ -99,11 +101,12 @@ export function checkIssuerAndAudience(
     throw fail('token_invalid', 'The token comes from another issuer.', 'issuer', 'iss')
   }
   const aud = claims.aud
+  const { audiences } = policy
   const ours =
     Object.hasOwn(claims, 'aud') &&
     (typeof aud === 'string'
-      ? aud === policy.clientId
-      : Array.isArray(aud) && aud.includes(policy.clientId))
+      ? audiences.includes(aud)
+      : Array.isArray(aud) && audiences.some((audience) => aud.includes(audience)))
   if (!ours)
     throw fail('audience_mismatch', 'The token is meant for another audience.', 'audience', 'aud')
 }

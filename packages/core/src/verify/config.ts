@@ -68,6 +68,20 @@ function read(env: Environment, name: string): string | undefined {
   return value === undefined || value === '' ? undefined : value
 }
 
+/** `SSOKIT_AUDIENCE`: a comma list of audiences, for APIs whose audience is not the client id. */
+export function audienceFromEnv(env: Environment): readonly string[] | undefined {
+  const text = read(env, 'SSOKIT_AUDIENCE')
+  if (text === undefined) return undefined
+  const list = text
+    .split(',')
+    .map((audience) => audience.trim())
+    .filter((audience) => audience !== '')
+  if (list.length === 0 || list.includes('*')) {
+    throw new SsoTypeError('SSOKIT_AUDIENCE must be a comma list of audiences, never "*"')
+  }
+  return Object.freeze(list)
+}
+
 /** `SSOKIT_TOKEN_TYPE`: which JWTs are access tokens. */
 export function tokenTypeFromEnv(env: Environment): TokenTypePolicy | undefined {
   const text = read(env, 'SSOKIT_TOKEN_TYPE')
@@ -105,6 +119,7 @@ export function rolesFromEnv(env: Environment): RoleSource | undefined {
  * - `SSOKIT_CLOCK_TOLERANCE`: seconds (default 30; tsgauth used 120);
  * - `SSOKIT_ROLES_CLAIM`: where roles come from, `auto` or a comma list of claims or dotted paths;
  * - `SSOKIT_USERNAME_CLAIM`: the username claim tried after `preferred_username`;
+ * - `SSOKIT_AUDIENCE`: the audiences tokens may name instead of the client id (comma list);
  * - `SSOKIT_TOKEN_TYPE`: `auto`, `at+jwt`, `Bearer` or `jwt` (see `tokenType`);
  * - `TSGAUTH_OIDC_PREFIX`: a prefix for the `OIDC_*` names (`MYAPP_` reads `MYAPP_OIDC_CLIENT_ID`).
  *
@@ -160,6 +175,7 @@ export function loadConfig(env: Environment): VerifierOptions {
   }
   const roles = rolesFromEnv(env)
   const tokenType = tokenTypeFromEnv(env)
+  const audience = audienceFromEnv(env)
   const usernameClaim = read(env, 'SSOKIT_USERNAME_CLAIM')
   const usernameProblem = usernameClaim === undefined ? undefined : claimPathProblem(usernameClaim)
   if (usernameProblem !== undefined)
@@ -170,6 +186,7 @@ export function loadConfig(env: Environment): VerifierOptions {
     ...(roles === undefined ? {} : { roles }),
     ...(usernameClaim === undefined ? {} : { usernameClaim }),
     ...(tokenType === undefined ? {} : { tokenType }),
+    ...(audience === undefined ? {} : { audience }),
     ...(jwksUri === undefined ? {} : { jwksUri }),
     ...(algorithms === undefined ? {} : { algorithms: Object.freeze([...algorithms]) }),
     ...(clockTolerance === undefined ? {} : { clockTolerance }),

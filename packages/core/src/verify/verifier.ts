@@ -65,8 +65,14 @@ export interface VerifierExpertOptions {
 export interface VerifierOptions {
   /** The issuer identifier, compared exactly with `iss` and with the discovery document. */
   readonly issuer: string
-  /** This API's client id: the audience every token must name. */
+  /** This API's client id: the audience every token must name, unless `audience` says otherwise. */
   readonly clientId: string
+  /**
+   * The audiences a token may name instead, when they are not the client id (an API identifier
+   * such as `https://api.example.org`, several names of one API): `aud` must contain one of them.
+   * Default: the client id. Give the client id too if tokens naming it should still be accepted.
+   */
+  readonly audience?: string | readonly string[] | undefined
   /** Where the keys are; read from `<issuer>/.well-known/openid-configuration` when absent. */
   readonly jwksUri?: string | undefined
   /** Accepted signature algorithms. Default `['RS256']`. Asymmetric only. */
@@ -240,6 +246,28 @@ function checkAlgorithms(algorithms: readonly string[] | undefined): readonly Si
   return Object.freeze(out)
 }
 
+function checkAudience(
+  audience: string | readonly string[] | undefined,
+  clientId: string,
+): readonly string[] {
+  if (audience === undefined) return Object.freeze([clientId])
+  const list: readonly unknown[] = typeof audience === 'string' ? [audience] : audience
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new SsoTypeError(
+      'audience must be a string or a non-empty list of strings',
+      'ERR_INVALID_ARG_TYPE',
+    )
+  }
+  for (const item of list) {
+    if (typeof item !== 'string' || item.trim() === '' || item === '*') {
+      throw new SsoTypeError(
+        'audience must name real audiences: non-empty strings, never "*" (it is never skipped)',
+      )
+    }
+  }
+  return Object.freeze([...(list as readonly string[])])
+}
+
 interface Config {
   readonly issuer: string
   readonly clientId: string
@@ -318,6 +346,7 @@ function checkOptions(options: VerifierOptions): Config {
     'characters',
   )
   const algorithms = checkAlgorithms(options.algorithms)
+  const audiences = checkAudience(options.audience, clientId)
   return Object.freeze({
     issuer,
     clientId,
@@ -325,6 +354,7 @@ function checkOptions(options: VerifierOptions): Config {
     policy: Object.freeze({
       issuer,
       clientId,
+      audiences,
       clockTolerance: seconds(options.clockTolerance, 'clockTolerance', 30, 600),
       tokenType,
       acceptAnyTokenType: expert.acceptAnyTokenType === true,

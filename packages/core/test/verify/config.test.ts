@@ -83,6 +83,10 @@ describe('configuration from the environment', () => {
     )
     assert.equal(loadConfig({ ...base, SSOKIT_USERNAME_CLAIM: 'upn' }).usernameClaim, 'upn')
     assert.equal(loadConfig({ ...base, SSOKIT_TOKEN_TYPE: 'jwt' }).tokenType, 'jwt')
+    assert.deepEqual(
+      loadConfig({ ...base, SSOKIT_AUDIENCE: 'https://api.example.org, x' }).audience,
+      ['https://api.example.org', 'x'],
+    )
     assert.equal(loadConfig({ ...base, SSOKIT_TOKEN_TYPE: 'AT+JWT' }).tokenType, 'at+jwt')
     assert.equal(loadConfig({ ...base, SSOKIT_TOKEN_TYPE: 'bearer' }).tokenType, 'Bearer')
     assert.equal(loadConfig(base).roles, undefined)
@@ -91,6 +95,8 @@ describe('configuration from the environment', () => {
       ['SSOKIT_ROLES_CLAIM', ','],
       ['SSOKIT_USERNAME_CLAIM', '__proto__'],
       ['SSOKIT_TOKEN_TYPE', 'any'],
+      ['SSOKIT_AUDIENCE', ' , '],
+      ['SSOKIT_AUDIENCE', 'api,*'],
     ] as const) {
       assert.throws(
         () => loadConfig({ ...base, [name]: value }),

@@ -52,6 +52,7 @@ after(() => server.close())
 const policy = (tokenType: TokenTypePolicy): ClaimsPolicy => ({
   issuer: ISSUER,
   clientId: CLIENT,
+  audiences: [CLIENT],
   clockTolerance: 30,
   tokenType,
   acceptAnyTokenType: false,

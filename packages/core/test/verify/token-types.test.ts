@@ -177,3 +177,31 @@ describe("tokenType 'jwt'", () => {
     }
   })
 })
+
+describe('audience', () => {
+  const API = 'https://api.example.org'
+
+  test('tokens may name a configured audience instead of the client id', async () => {
+    const { verifier } = testVerifier(server, { audience: API })
+    assert.equal((await verifier.verify(token({ aud: API }))).subject, 'alice')
+    assert.equal((await verifier.verify(token({ aud: ['other', API] }))).subject, 'alice')
+    // The client id alone is no longer enough: only what is configured is accepted.
+    await assert.rejects(verifier.verify(token({ aud: CLIENT })), { code: 'audience_mismatch' })
+    await assert.rejects(verifier.verify(token({ aud: `${API}/` })), { code: 'audience_mismatch' })
+    const both = testVerifier(server, { audience: [API, CLIENT] }).verifier
+    for (const aud of [API, CLIENT, [CLIENT]]) {
+      assert.equal((await both.verify(token({ aud }))).subject, 'alice', JSON.stringify(aud))
+    }
+    await assert.rejects(both.verify(token({ aud: 'other' })), { code: 'audience_mismatch' })
+  })
+
+  test('A14 an audience option never loosens the check', () => {
+    for (const audience of ['', ' ', '*', [], ['*'], [API, ''], 5, [5]]) {
+      assert.throws(
+        () => testVerifier(server, { audience: audience as string }),
+        (error: unknown) => error instanceof SsoTypeError && /^audience /.test(error.message),
+        JSON.stringify(audience),
+      )
+    }
+  })
+})
