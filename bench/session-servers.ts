@@ -58,6 +58,36 @@ function ssokitAuth(issuer: string, port: number, redisUrl: string | undefined):
 // A CommonJS package: its named exports are properties of the default one under Node's ESM.
 const { auth: openidConnect, requiresAuth } = openidConnectPackage
 
+/**
+ * connect-redis's methods take an optional callback and resolve to what the callback returns,
+ * so express-openid-connect, which awaits them when no callback is declared, reads every session
+ * as missing. Resolving to the callback's value joins the two as express-session would.
+ */
+function promiseStore(store: RedisStore) {
+  const call =
+    <T>(run: (done: (error: unknown, value?: T) => void) => unknown) =>
+    () =>
+      new Promise<T | undefined>((resolve, reject) => {
+        void run((error, value) => {
+          if (error) reject(error instanceof Error ? error : new Error('the session store failed'))
+          else resolve(value)
+        })
+      })
+  // Declared `async`: express-openid-connect awaits an async method and gives any other one a
+  // callback it would wait for.
+  return {
+    async get(id: string) {
+      return call((done) => store.get(id, done))()
+    },
+    async set(id: string, session: never) {
+      return call((done) => store.set(id, session, done))()
+    },
+    async destroy(id: string) {
+      return call((done) => store.destroy(id, done))()
+    },
+  }
+}
+
 const body = (subject: string | undefined) => JSON.stringify({ subject })
 
 /** Starts one server; resolves to its port. */
@@ -120,7 +150,7 @@ export async function serveSession(
       } else if (name.startsWith('express-openid-connect')) {
         const store =
           name === 'express-openid-connect + connect-redis'
-            ? new RedisStore({ client: new Redis(redisUrl), prefix: 'eoc:' })
+            ? promiseStore(new RedisStore({ client: new Redis(redisUrl), prefix: 'eoc:' }))
             : undefined
         app.use(
           openidConnect({
@@ -132,7 +162,7 @@ export async function serveSession(
             authRequired: false,
             idpLogout: false,
             authorizationParams: { response_type: 'code', scope: 'openid profile email' },
-            ...(store === undefined ? {} : { session: { store: store as never } }),
+            ...(store === undefined ? {} : { session: { store } }),
           }),
         )
         app.get('/api', requiresAuth(), (req, res) => {
@@ -145,6 +175,17 @@ export async function serveSession(
           res.json({ subject: req.auth?.subject })
         })
       }
+      // express-openid-connect passes a refusal on as an error, which Express would log.
+      app.use(
+        (
+          error: { status?: number },
+          _req: express.Request,
+          res: express.Response,
+          _next: express.NextFunction,
+        ) => {
+          res.status(error.status ?? 500).json({ error: 'unauthorized' })
+        },
+      )
       server.on('request', app)
       break
     }

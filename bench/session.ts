@@ -246,7 +246,9 @@ async function measureGroup(
     for (const target of targets) {
       const header = `Cookie: ${cookieOf(target)}`
       wrk(WARM_UP, `${target.base}/api`, header, target.child.pid, target.name)
-      target.child.kill('SIGUSR2')
+      // Starts the profile of a server run with BENCH_PROFILE (a plain server would die of it).
+      if (profileDir !== undefined && (target.name === 'memory' || target.name === 'redis'))
+        target.child.kill('SIGUSR2')
     }
     for (let round = 0; round < ROUNDS; round += 1) {
       for (const target of targets) {
