@@ -36,6 +36,7 @@ function part(frame: ProfileNode['callFrame']): string {
   const { url, functionName } = frame
   if (functionName === '(garbage collector)') return 'garbage collection'
   if (functionName === '(program)') return 'V8 and native code outside JavaScript'
+  if (url.startsWith('node:inspector')) return 'the profiler itself'
   if (url.startsWith('node:internal/crypto')) return 'node:crypto (the RS256 signature check)'
   if (url.includes('/packages/core/')) return 'ssokit core (parse, claims, keys)'
   if (url.includes('/packages/')) return 'ssokit adapter'
