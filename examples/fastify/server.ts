@@ -9,11 +9,23 @@
  *     -d audience=demo-api | node -p 'JSON.parse(require("fs").readFileSync(0)).access_token')
  *   curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:3000/api/me
  *
- * OIDC_ISSUER and OIDC_CLIENT_ID point it at another provider (see docs/api-protection.md).
+ * Its configuration is read by loadConfig: OIDC_ISSUER and OIDC_CLIENT_ID (and tsgauth's other
+ * variables) point it at another provider (see docs/api-protection.md). PORT=0 picks a free port.
  */
 import Fastify from 'fastify'
-import { createBearerAuthenticator, type Identity } from '@ssokit/core'
+import { createBearerAuthenticator, loadConfig, type Identity } from '@ssokit/core'
 import { requireAuth, requireRole, ssokit } from '@ssokit/fastify'
+
+/**
+ * The development provider's realm and this API's client there, unless the environment names
+ * another provider: any variable loadConfig reads (OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_JWKS_URI,
+ * TSGAUTH_ALLOWED_ALGS, SSOKIT_ROLES_CLAIM, ...) overrides them.
+ */
+const config = loadConfig({
+  OIDC_ISSUER: 'http://127.0.0.1:4000/auth/realms/dev',
+  OIDC_CLIENT_ID: 'demo-api',
+  ...process.env,
+})
 
 /** What the API tells a caller about itself; set for every route behind requireAuth(). */
 function describe(identity: Identity | null) {
@@ -29,10 +41,7 @@ function describe(identity: Identity | null) {
 const app = Fastify({ logger: true })
 
 await app.register(ssokit, {
-  auth: createBearerAuthenticator({
-    issuer: process.env.OIDC_ISSUER ?? 'http://127.0.0.1:4000/auth/realms/dev',
-    clientId: process.env.OIDC_CLIENT_ID ?? 'demo-api',
-  }),
+  auth: createBearerAuthenticator(config),
 })
 
 app.get('/api/health', () => ({ ok: true }))
@@ -51,4 +60,5 @@ app.delete('/api/items/:id', { onRequest: [requireAuth(), requireRole('admin')] 
   return { deleted: id, by: request.auth?.username }
 })
 
-await app.listen({ host: '127.0.0.1', port: Number(process.env.PORT ?? 3000) })
+const address = await app.listen({ host: '127.0.0.1', port: Number(process.env.PORT ?? 3000) })
+console.log(`Fastify API on ${address}/api/me`)

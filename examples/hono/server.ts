@@ -10,18 +10,28 @@
  *     -d audience=demo-api | node -p 'JSON.parse(require("fs").readFileSync(0)).access_token')
  *   curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:3000/api/me
  *
- * OIDC_ISSUER and OIDC_CLIENT_ID point it at another provider (see docs/api-protection.md).
+ * Its configuration is read by loadConfig: OIDC_ISSUER and OIDC_CLIENT_ID (and tsgauth's other
+ * variables) point it at another provider (see docs/api-protection.md). PORT=0 picks a free port.
  */
+import type { AddressInfo } from 'node:net'
 import { createServer } from 'node:http'
 import { Hono } from 'hono'
-import { createBearerAuthenticator } from '@ssokit/core'
+import { createBearerAuthenticator, loadConfig } from '@ssokit/core'
 import { requireAuth, requireRole } from '@ssokit/hono'
 import { sendWebResponse, toWebRequest } from '@ssokit/node'
 
-const auth = createBearerAuthenticator({
-  issuer: process.env.OIDC_ISSUER ?? 'http://127.0.0.1:4000/auth/realms/dev',
-  clientId: process.env.OIDC_CLIENT_ID ?? 'demo-api',
+/**
+ * The development provider's realm and this API's client there, unless the environment names
+ * another provider: any variable loadConfig reads (OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_JWKS_URI,
+ * TSGAUTH_ALLOWED_ALGS, SSOKIT_ROLES_CLAIM, ...) overrides them.
+ */
+const config = loadConfig({
+  OIDC_ISSUER: 'http://127.0.0.1:4000/auth/realms/dev',
+  OIDC_CLIENT_ID: 'demo-api',
+  ...process.env,
 })
+
+const auth = createBearerAuthenticator(config)
 
 const app = new Hono()
 
@@ -41,11 +51,12 @@ app.delete('/api/items/:id', requireAuth({ auth }), requireRole('admin'), (c) =>
   c.json({ deleted: c.req.param('id'), by: c.get('auth').username }),
 )
 
-const port = Number(process.env.PORT ?? 3000)
-createServer((req, res) => {
+const server = createServer((req, res) => {
   void (async () => {
     await sendWebResponse(res, await app.fetch(toWebRequest(req)))
   })()
-}).listen(port, '127.0.0.1', () => {
+})
+server.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
+  const { port } = server.address() as AddressInfo
   console.log(`Hono API on http://127.0.0.1:${port}/api/me`)
 })

@@ -9,16 +9,26 @@
  *     -d audience=demo-api | node -p 'JSON.parse(require("fs").readFileSync(0)).access_token')
  *   curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:3000/api/me
  *
- * OIDC_ISSUER and OIDC_CLIENT_ID point it at another provider (see docs/api-protection.md).
+ * Its configuration is read by loadConfig: OIDC_ISSUER and OIDC_CLIENT_ID (and tsgauth's other
+ * variables) point it at another provider (see docs/api-protection.md). PORT=0 picks a free port.
  */
+import type { AddressInfo } from 'node:net'
 import { createServer, type ServerResponse } from 'node:http'
-import { createBearerAuthenticator } from '@ssokit/core'
+import { createBearerAuthenticator, loadConfig } from '@ssokit/core'
 import { withAuth } from '@ssokit/node'
 
-const auth = createBearerAuthenticator({
-  issuer: process.env.OIDC_ISSUER ?? 'http://127.0.0.1:4000/auth/realms/dev',
-  clientId: process.env.OIDC_CLIENT_ID ?? 'demo-api',
+/**
+ * The development provider's realm and this API's client there, unless the environment names
+ * another provider: any variable loadConfig reads (OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_JWKS_URI,
+ * TSGAUTH_ALLOWED_ALGS, SSOKIT_ROLES_CLAIM, ...) overrides them.
+ */
+const config = loadConfig({
+  OIDC_ISSUER: 'http://127.0.0.1:4000/auth/realms/dev',
+  OIDC_CLIENT_ID: 'demo-api',
+  ...process.env,
 })
+
+const auth = createBearerAuthenticator(config)
 
 function json(res: ServerResponse, status: number, value: unknown): void {
   res.statusCode = status
@@ -44,13 +54,14 @@ const admin = withAuth(
   { auth, roles: ['admin'] },
 )
 
-const port = Number(process.env.PORT ?? 3000)
-createServer((req, res) => {
+const server = createServer((req, res) => {
   const { pathname } = new URL(req.url ?? '/', 'http://localhost')
   if (pathname === '/api/me') void me(req, res)
   else if (pathname === '/api/admin') void admin(req, res)
   else if (pathname === '/api/health') json(res, 200, { ok: true })
   else json(res, 404, { error: 'not_found' })
-}).listen(port, '127.0.0.1', () => {
+})
+server.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
+  const { port } = server.address() as AddressInfo
   console.log(`node:http API on http://127.0.0.1:${port}/api/me`)
 })

@@ -261,8 +261,10 @@ describe('browser sessions in Redis', () => {
           OIDC_SESSION_STORE_HOST: '127.0.0.1',
           OIDC_SESSION_STORE_PORT: String(redis.port),
           SSOKIT_REDIS_KEY_PREFIX: 'env:',
+          OIDC_SESSION_AUTH_ALLOWED: 'true',
         }
         const config = loadSessionConfig(env)
+        assert.ok(config.sessionAuthAllowed)
         assert.equal(config.store.type, 'redis')
         assert.equal(config.store.port, redis.port)
         store = RedisSessionStore.fromEnv(env)

@@ -32,6 +32,7 @@ export {
   loadConfig,
   presets,
   type Environment,
+  type LoadConfigOptions,
   type ProviderPreset,
 } from './verify/config.js'
 export * from './session/index.js'

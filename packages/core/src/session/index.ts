@@ -7,7 +7,12 @@ export type {
   TokenEndpointAuthMethod,
 } from './client-auth.js'
 export type { SessionPage, SessionPageOptions } from './pages.js'
-export { loadSessionConfig, type SessionEnvConfig } from './config.js'
+export {
+  loadSessionConfig,
+  type SessionEnvAuth,
+  type SessionEnvCommon,
+  type SessionEnvConfig,
+} from './config.js'
 export { safeReturnTo } from './return-to.js'
 export { MemorySessionStore, type MemorySessionStoreOptions } from './memory-store.js'
 export type { ReleaseLock, SessionStore, StoredSession } from './store.js'

@@ -109,8 +109,13 @@ export function stderrLogger(now: () => number = Date.now): SsoEventHandler {
     if (event.type === 'token_rejected') return
     if (event.level !== 'warn' && event.level !== 'error') return
     // A failed sign-in's reason may come from whoever sent the browser back: one line per code.
+    // Configuration warnings name one variable each: every one is printed.
     const cause =
-      event.type === 'login_failed' ? event.code : (event.reason ?? event.code ?? event.message)
+      event.type === 'login_failed'
+        ? event.code
+        : event.type === 'config_warning'
+          ? `${event.reason ?? ''}:${event.name ?? event.claim ?? ''}`
+          : (event.reason ?? event.code ?? event.message)
     const key = `${family ?? event.type}:${event.type}:${cause}`
     const time = now()
     const until = quietUntil.get(key)

@@ -382,13 +382,21 @@ describe('routes that do not exist', () => {
 
 describe('loadSessionConfig', () => {
   const env = {
+    SSOKIT_PRESET: 'cern',
+    OIDC_SESSION_AUTH_ALLOWED: 'true',
     OIDC_CLIENT_ID: 'demo-app',
     OIDC_CLIENT_SECRET: 'demo-app-secret',
     SSOKIT_SESSION_SECRET: `${SECRET},${OTHER}`,
     SSOKIT_PUBLIC_URL: 'https://app.example.org',
   }
+  /** The session options of an environment that allows sessions. */
+  function sessionOptions(values: Record<string, string | undefined>) {
+    const config = loadSessionConfig(values, { onEvent: () => {} })
+    assert.ok(config.sessionAuthAllowed)
+    return config
+  }
   it('reads tsgauth names with their defaults', () => {
-    const config = loadSessionConfig({
+    const config = sessionOptions({
       ...env,
       OIDC_SESSION_STORE_TYPE: 'redis',
       OIDC_SESSION_STORE_PORT: '6380',
@@ -411,7 +419,7 @@ describe('loadSessionConfig', () => {
     ]) {
       const partial = Object.fromEntries(Object.entries(env).filter(([key]) => key !== name))
       assert.throws(
-        () => loadSessionConfig(partial),
+        () => loadSessionConfig(partial, { onEvent: () => {} }),
         (error: unknown) => error instanceof TypeError && error.message.startsWith(name),
       )
     }
@@ -424,7 +432,7 @@ describe('loadSessionConfig', () => {
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
     const jwk = JSON.stringify(privateKey.export({ format: 'jwk' }))
     const withoutSecret = { ...env, OIDC_CLIENT_SECRET: undefined }
-    const keyed = loadSessionConfig({
+    const keyed = sessionOptions({
       ...withoutSecret,
       SSOKIT_CLIENT_PRIVATE_KEY: jwk,
       SSOKIT_CLIENT_KEY_ID: 'key-1',
@@ -432,9 +440,9 @@ describe('loadSessionConfig', () => {
     assert.equal(keyed.auth.clientSecret, undefined)
     assert.deepEqual(keyed.auth.clientPrivateKey, { key: JSON.parse(jwk) as unknown, kid: 'key-1' })
     createSessionAuth({ ...keyed.auth, bearer: false })
-    const post = loadSessionConfig({ ...env, SSOKIT_TOKEN_ENDPOINT_AUTH: 'client_secret_post' })
+    const post = sessionOptions({ ...env, SSOKIT_TOKEN_ENDPOINT_AUTH: 'client_secret_post' })
     assert.equal(post.auth.tokenEndpointAuth, 'client_secret_post')
-    const open = loadSessionConfig({ ...withoutSecret, SSOKIT_TOKEN_ENDPOINT_AUTH: 'none' })
+    const open = sessionOptions({ ...withoutSecret, SSOKIT_TOKEN_ENDPOINT_AUTH: 'none' })
     assert.equal(open.auth.clientSecret, undefined)
     assert.throws(
       () => loadSessionConfig({ ...env, SSOKIT_TOKEN_ENDPOINT_AUTH: 'basic' }),

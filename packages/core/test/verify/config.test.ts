@@ -11,16 +11,57 @@ import {
   SsoTypeError,
 } from '@ssokit/core'
 
+/** The smallest environment that loads: a client id and CERN's preset. */
+const CERN = { OIDC_CLIENT_ID: 'x', SSOKIT_PRESET: 'cern' }
+
 describe('configuration from the environment', () => {
-  test('tsgauth variable names with CERN defaults', () => {
-    const options = loadConfig({ OIDC_CLIENT_ID: 'my-api' })
-    assert.deepEqual(
-      { ...options },
-      { issuer: 'https://auth.cern.ch/auth/realms/cern', clientId: 'my-api' },
+  test('CERN only when asked for: SSOKIT_PRESET=cern or the preset option', () => {
+    for (const options of [
+      loadConfig({ OIDC_CLIENT_ID: 'my-api', SSOKIT_PRESET: 'cern' }),
+      loadConfig({ OIDC_CLIENT_ID: 'my-api', SSOKIT_PRESET: 'CERN' }),
+      loadConfig({ OIDC_CLIENT_ID: 'my-api' }, { preset: 'cern' }),
+    ]) {
+      assert.deepEqual(
+        { ...options },
+        { issuer: 'https://auth.cern.ch/auth/realms/cern', clientId: 'my-api' },
+      )
+      assert.ok(Object.isFrozen(options))
+      assert.equal(createVerifier(options).issuer, CERN_ISSUER)
+    }
+    // OIDC_ISSUER wins over the preset.
+    assert.equal(
+      loadConfig({
+        OIDC_CLIENT_ID: 'x',
+        OIDC_ISSUER: 'https://sso.example.org',
+        SSOKIT_PRESET: 'cern',
+      }).issuer,
+      'https://sso.example.org',
     )
-    assert.ok(Object.isFrozen(options))
-    const verifier = createVerifier(options)
-    assert.equal(verifier.issuer, CERN_ISSUER)
+  })
+
+  test('OIDC_ISSUER unset without a preset is an error saying what to set', () => {
+    assert.throws(
+      () => loadConfig({ OIDC_CLIENT_ID: 'my-api' }),
+      (e: unknown) =>
+        e instanceof SsoTypeError &&
+        e.code === 'ERR_MISSING_OPTION' &&
+        e.message.startsWith('OIDC_ISSUER is not set') &&
+        e.message.includes('SSOKIT_PRESET=cern') &&
+        e.message.includes(CERN_ISSUER),
+    )
+    assert.throws(
+      () => loadConfig({ OIDC_CLIENT_ID: 'x', SSOKIT_PRESET: 'keycloak' }),
+      (e: unknown) =>
+        e instanceof SsoTypeError && e.message.startsWith('SSOKIT_PRESET must be cern'),
+    )
+    assert.throws(
+      () => loadConfig({ OIDC_CLIENT_ID: 'x' }, { preset: 'google' as 'cern' }),
+      (e: unknown) => e instanceof SsoTypeError && /preset must be "cern"/.test(e.message),
+    )
+    assert.throws(
+      () => loadConfig({ TSGAUTH_OIDC_PREFIX: 'MYAPP_', MYAPP_OIDC_CLIENT_ID: 'x' }),
+      /^TypeError: MYAPP_OIDC_ISSUER is not set/,
+    )
   })
 
   test('issuer, JWKS URI, algorithms and tolerance', () => {
@@ -40,20 +81,25 @@ describe('configuration from the environment', () => {
 
   test('ALL means every asymmetric algorithm, never none or HS*', () => {
     for (const value of ['ALL', 'all']) {
-      const { algorithms } = loadConfig({ OIDC_CLIENT_ID: 'x', TSGAUTH_ALLOWED_ALGS: value })
+      const { algorithms } = loadConfig({
+        OIDC_CLIENT_ID: 'x',
+        SSOKIT_PRESET: 'cern',
+        TSGAUTH_ALLOWED_ALGS: value,
+      })
       assert.deepEqual(algorithms, [...SIGNING_ALGORITHMS])
       assert.ok(!algorithms.some((a) => a.toLowerCase() === 'none' || a.startsWith('HS')))
     }
     // ssokit's own name wins over tsgauth's.
     const { algorithms } = loadConfig({
       OIDC_CLIENT_ID: 'x',
+      SSOKIT_PRESET: 'cern',
       SSOKIT_ALLOWED_ALGS: 'ES256',
       TSGAUTH_ALLOWED_ALGS: 'ALL',
     })
     assert.deepEqual(algorithms, ['ES256'])
     for (const bad of ['HS256', 'RS256,none', ',', 'RS256,HS512']) {
       assert.throws(
-        () => loadConfig({ OIDC_CLIENT_ID: 'x', TSGAUTH_ALLOWED_ALGS: bad }),
+        () => loadConfig({ OIDC_CLIENT_ID: 'x', SSOKIT_PRESET: 'cern', TSGAUTH_ALLOWED_ALGS: bad }),
         (e: unknown) => e instanceof SsoTypeError && /TSGAUTH_ALLOWED_ALGS/.test(e.message),
       )
     }
@@ -67,13 +113,14 @@ describe('configuration from the environment', () => {
       )
     }
     assert.throws(
-      () => loadConfig({ OIDC_CLIENT_ID: 'x', SSOKIT_CLOCK_TOLERANCE: 'soon' }),
+      () =>
+        loadConfig({ OIDC_CLIENT_ID: 'x', SSOKIT_PRESET: 'cern', SSOKIT_CLOCK_TOLERANCE: 'soon' }),
       TypeError,
     )
   })
 
   test('role and username claims', () => {
-    const base = { OIDC_CLIENT_ID: 'x' }
+    const base = CERN
     assert.equal(loadConfig({ ...base, SSOKIT_ROLES_CLAIM: 'groups' }).roles, 'groups')
     assert.equal(loadConfig({ ...base, SSOKIT_ROLES_CLAIM: 'auto' }).roles, 'auto')
     assert.deepEqual(
@@ -110,6 +157,7 @@ describe('configuration from the environment', () => {
     const options = loadConfig({
       TSGAUTH_OIDC_PREFIX: 'MYAPP_',
       MYAPP_OIDC_CLIENT_ID: 'prefixed',
+      SSOKIT_PRESET: 'cern',
       OIDC_CLIENT_ID: 'plain',
     })
     assert.equal(options.clientId, 'prefixed')
