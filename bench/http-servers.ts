@@ -20,6 +20,7 @@ import * as ssokitExpress from '@ssokit/express'
 import { ssokit as ssokitFastify, requireAuth as fastifyRequireAuth } from '@ssokit/fastify'
 import { withAuth } from '@ssokit/node'
 
+import { answerRefusals } from './express-refusals.js'
 import { profileBetweenSignals } from './profile.js'
 import { AUDIENCE } from './tokens.js'
 
@@ -120,17 +121,7 @@ export async function serveCold(name: ColdServer, issuer: string): Promise<numbe
           },
         )
       }
-      // The peers pass a refusal on as an error, which Express would log with its stack.
-      app.use(
-        (
-          error: { status?: number },
-          _req: express.Request,
-          res: express.Response,
-          _next: express.NextFunction,
-        ) => {
-          res.status(error.status ?? 500).json({ error: 'unauthorized' })
-        },
-      )
+      answerRefusals(app)
       return listen(createServer(app))
     }
     case 'fastify open':

@@ -18,6 +18,7 @@ import { authRouter, requireAuth } from '@ssokit/express'
 import { withAuth } from '@ssokit/node'
 import { RedisSessionStore } from '@ssokit/redis'
 
+import { answerRefusals } from './express-refusals.js'
 import { profileBetweenSignals } from './profile.js'
 
 export const SESSION_SERVERS = {
@@ -175,17 +176,7 @@ export async function serveSession(
           res.json({ subject: req.auth?.subject })
         })
       }
-      // express-openid-connect passes a refusal on as an error, which Express would log.
-      app.use(
-        (
-          error: { status?: number },
-          _req: express.Request,
-          res: express.Response,
-          _next: express.NextFunction,
-        ) => {
-          res.status(error.status ?? 500).json({ error: 'unauthorized' })
-        },
-      )
+      answerRefusals(app)
       server.on('request', app)
       break
     }
