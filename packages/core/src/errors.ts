@@ -42,6 +42,14 @@ export const ERROR_STATUS = {
   scope_invalid: 502,
   /** Any other refusal of the token endpoint (`unsupported_grant_type`, ...): 502. */
   token_request_refused: 502,
+  /** A client (script, CLI) has no usable credential and cannot get one without a new login: 401. */
+  login_required: 401,
+  /** The token endpoint answered something that is not a usable token (no access token, wrong type, wrong audience): 502. */
+  token_response_invalid: 502,
+  /** A provider endpoint is plain `http` on a host other than loopback: 502, nothing is sent to it. */
+  insecure_transport: 502,
+  /** The credential cache on disk is a symlink, not a directory, or open to other users: 500. */
+  credential_cache_unsafe: 500,
 } as const satisfies Record<string, number>
 
 export type SsoErrorCode = keyof typeof ERROR_STATUS

@@ -48,6 +48,12 @@ export interface IdpOptions {
    * providers publish both forms, and a relying party must compare them exactly.
    */
   issuerPath?: string
+  /**
+   * Rotate every refresh token on use, also for confidential clients, as RFC 9700 §4.14.2
+   * recommends; a rotated-out token used again revokes the whole grant (its family). Default
+   * `false`: like Keycloak's default, confidential clients keep their refresh token.
+   */
+  rotateRefreshTokens?: boolean
   /** Receives one line per request (`GET /path 200 3ms`). Default: no logging. */
   log?: ((line: string) => void) | false
 }
@@ -576,6 +582,7 @@ export async function startIdp(options: IdpOptions = {}): Promise<RunningIdp> {
 
   try {
     realm = new Realm(config, issuer, prefix, keys, tokenStyle)
+    realm.rotateRefreshTokens = options.rotateRefreshTokens === true
     provider = await createProvider(realm)
     realm.provider = provider
     callback = provider.callback()

@@ -87,6 +87,8 @@ export class Realm {
   /** Access tokens issued by this process: jti -> grant, so a logout also ends them. */
   readonly issued = new Map<string, { grantId: string | undefined; exp: number }>()
   readonly revoked = new Set<string>()
+  /** Rotate refresh tokens for every client, not only public ones (oidc-provider's default). */
+  rotateRefreshTokens = false
   readonly #users: ReadonlyMap<string, ResolvedUser>
   readonly #clients: ReadonlyMap<string, ResolvedClient>
   #jwks: ReturnType<typeof createLocalJWKSet>
@@ -372,6 +374,8 @@ export async function createProvider(realm: Realm): Promise<Provider> {
     pkce: { required: () => true },
     issueRefreshToken: (_ctx: ProviderContext, client: ClientModel) =>
       client.grantTypeAllowed('refresh_token'),
+    // oidc-provider revokes the grant when a rotated-out refresh token comes back.
+    ...(realm.rotateRefreshTokens ? { rotateRefreshToken: () => true } : {}),
     clientBasedCORS: () => true,
     interactions: {
       url: (_ctx: ProviderContext, interaction: { uid: string }) =>

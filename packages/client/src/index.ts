@@ -1,0 +1,8 @@
+export { authFetch, type Fetch } from './auth-fetch.js'
+export { clientCredentials, type ClientCredentialsOptions } from './client-credentials.js'
+export { exchange, type ExchangeOptions } from './exchange.js'
+export { CERN_ISSUER, type ClientExpertOptions, type CommonClientOptions } from './options.js'
+export type { ClientSecretMethod } from './provider.js'
+export type { TokenIdentity, TokenSource } from './token-source.js'
+export { cacheDirectory } from './cache/location.js'
+export { listCredentials, removeCredential, type CachedCredential } from './cache/inspect.js'
