@@ -58,8 +58,8 @@ export interface AdapterOptions {
   /** Node's request header limit for the server, in bytes (`maxHeaderSize`). Default Node's. */
   readonly maxHeaderSize?: number
   /**
-   * Express only: body parsers mounted before the session routes, the way many apps mount them
-   * at the top.
+   * Body parsers set up before the session routes, the way many apps do at the top: Express's
+   * `urlencoded()` and `json()`, a form parser for Fastify.
    */
   readonly bodyParsersFirst?: boolean
 }
@@ -156,6 +156,15 @@ const startExpress: Starter = async (auth, count, options) => {
 
 const startFastify: Starter = async (auth, count, options) => {
   const app = Fastify({ http: serverOptions(options) })
+  if (options.bodyParsersFirst === true) {
+    app.addContentTypeParser(
+      'application/x-www-form-urlencoded',
+      { parseAs: 'string' },
+      (_request, body, done) => {
+        done(null, new URLSearchParams(body as string))
+      },
+    )
+  }
   await app.register(ssokitFastify, { auth })
   app.get('/me', { onRequest: fastifyRequireAuth() }, (request) => {
     count()

@@ -30,6 +30,8 @@ export const ERROR_STATUS = {
   login_loop: 429,
   /** A back-channel logout token failed validation: 400. */
   logout_token_invalid: 400,
+  /** A request body over the route's limit (`maxBodySize`): 413, the connection closed, the rest unread. */
+  body_too_large: 413,
   /** The provider refused this application's credentials at its token endpoint (`invalid_client`): 502. */
   client_auth_failed: 502,
   /** The provider does not let this client use the grant (`unauthorized_client`): 502. */

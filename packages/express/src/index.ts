@@ -16,7 +16,9 @@ import {
 } from '@ssokit/core'
 import {
   authRoutes,
+  bodyAlreadyRead,
   checkRoles,
+  isUnderPrefix,
   resolveAuthenticator,
   sendParts,
   toRequestLike,
@@ -95,7 +97,9 @@ export function requireRole(...roles: string[]): RequestHandler {
 /**
  * Serves the routes of an authenticator that has them (the session module's login, callback,
  * logout, back-channel logout), under its prefix. Mount it before body parsers: it reads the
- * request body itself, as a stream.
+ * request body itself, as a stream, and stops at the authenticator's limit. A body that a
+ * parser mounted earlier has already read is passed to `next` as an `SsoTypeError` (500 from
+ * Express's error handler, with the fix in its message), never taken as an empty body.
  */
 export function authRouter(auth: Authenticator, options: RouteOptions = {}): RequestHandler {
   if (!hasRoutes(auth)) {
@@ -103,7 +107,17 @@ export function authRouter(auth: Authenticator, options: RouteOptions = {}): Req
   }
   const routes = authRoutes(auth, options)
 
+  const { prefix } = auth
   return async function authRouter(req: Request, res: Response, next: NextFunction) {
+    if (isUnderPrefix(req.originalUrl, prefix) && bodyAlreadyRead(req)) {
+      next(
+        new SsoTypeError(
+          `a body parser read the body of a request to ${prefix} before authRouter() could: mount authRouter() before express.urlencoded(), express.json() and other body parsers`,
+          'ERR_INVALID_ARG_VALUE',
+        ),
+      )
+      return
+    }
     let served: boolean
     try {
       served = await routes(req, res, req.originalUrl)

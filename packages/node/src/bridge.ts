@@ -125,6 +125,72 @@ function hasBody(req: IncomingMessage): boolean {
 }
 
 /**
+ * Whether something (a body parser mounted before the session routes) has already read the
+ * body of `req`: what is left of its stream is nothing, not the body.
+ */
+export function bodyAlreadyRead(req: IncomingMessage): boolean {
+  return hasBody(req) && (req.readableDidRead || req.readableEnded)
+}
+
+/**
+ * The body of `req` as a web stream, read from the socket only as the consumer pulls. Cancelling
+ * it (a route that has read enough) only stops reading: it does not destroy the request, as
+ * `Readable.toWeb`'s cancel does, so the answer (a 413) is written on a live connection, which
+ * Node closes after it (`Connection: close`) instead of draining the rest of the body.
+ */
+function bodyStream(req: IncomingMessage): ReadableStream<Uint8Array> {
+  if (bodyAlreadyRead(req)) {
+    return new ReadableStream({
+      start(controller) {
+        controller.error(new Error('The request body was already read.'))
+      },
+    })
+  }
+  let stop = (): void => undefined
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        const onData = (chunk: Buffer): void => {
+          controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+          if ((controller.desiredSize ?? 0) <= 0) req.pause()
+        }
+        const onEnd = (): void => {
+          stop()
+          controller.close()
+        }
+        const onError = (error: Error): void => {
+          stop()
+          controller.error(error)
+        }
+        // Once the socket closes mid-body, the body will not end.
+        const onClose = (): void => {
+          if (!req.complete) onError(new Error('The client closed the connection mid-body.'))
+        }
+        stop = () => {
+          req.off('data', onData)
+          req.off('end', onEnd)
+          req.off('error', onError)
+          req.off('close', onClose)
+          req.pause()
+        }
+        req.on('data', onData)
+        req.on('end', onEnd)
+        req.on('error', onError)
+        req.on('close', onClose)
+        req.pause()
+      },
+      pull() {
+        req.resume()
+      },
+      cancel() {
+        stop()
+      },
+    },
+    { highWaterMark: 1 },
+  )
+}
+
+/**
  * A web `Request` for a Node request, for the routes that need one (login, callback, logout).
  * The body is streamed from `req` as the consumer reads it, never collected first.
  */
@@ -147,7 +213,7 @@ export function toWebRequest(req: IncomingMessage, options: WebRequestOptions = 
   }
   const init: RequestInit & { duplex?: 'half' } = { method, headers }
   if (hasBody(req)) {
-    init.body = Readable.toWeb(req) as ReadableStream<Uint8Array>
+    init.body = bodyStream(req)
     // Required by undici for a streamed request body.
     init.duplex = 'half'
   }

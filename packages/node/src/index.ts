@@ -6,6 +6,7 @@
  * @module
  */
 export {
+  bodyAlreadyRead,
   sendParts,
   sendWebResponse,
   toRequestLike,

@@ -6,10 +6,9 @@ import { isSsoError } from '../errors.js'
 import type { EventSink } from '../verify/events.js'
 import type { LogoutTokenVerifier } from './backchannel.js'
 import type { SessionConfig } from './context.js'
+import { bodyTooLarge, readBodyText } from './body.js'
 import { decodeLogoutMark, encodeLogoutMark, logoutMarkId } from './record.js'
 import { retryAfterOf, STORE_RETRY_AFTER_S } from './store-errors.js'
-
-const MAX_BACKCHANNEL_BODY = 64 * 1024
 
 export async function backchannelLogout(
   config: SessionConfig,
@@ -26,11 +25,9 @@ export async function backchannelLogout(
   const bad = (): Response => answer(400, { error: 'logout_token_invalid' })
   const type = request.headers.get('content-type')?.split(';')[0]?.trim().toLowerCase()
   if (type !== 'application/x-www-form-urlencoded') return bad()
-  const length = Number(request.headers.get('content-length') ?? '0')
-  if (length > MAX_BACKCHANNEL_BODY) return bad()
-  const body = await request.text()
-  if (body.length > MAX_BACKCHANNEL_BODY) return bad()
-  const tokens = new URLSearchParams(body).getAll('logout_token')
+  const body = await readBodyText(request, config.maxBodySize)
+  if (!body.ok) return body.reason === 'too_large' ? bodyTooLarge() : bad()
+  const tokens = new URLSearchParams(body.text).getAll('logout_token')
   if (tokens.length !== 1 || tokens[0] === undefined || tokens[0] === '') return bad()
   try {
     const target = await logoutTokens.verify(tokens[0])

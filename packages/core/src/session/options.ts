@@ -10,6 +10,7 @@ import {
   type ClientPrivateKey,
   type TokenEndpointAuthMethod,
 } from './client-auth.js'
+import { DEFAULT_MAX_BODY_SIZE } from './body.js'
 import { MemorySessionStore } from './memory-store.js'
 import type { SessionPageOptions } from './pages.js'
 import type { SessionStore } from './store.js'
@@ -109,6 +110,11 @@ export interface SessionAuthOptionsBase<Roles, Bearer> {
    * session the previous one created, before a loop is declared. Default 5.
    */
   readonly maxLoginAttempts?: number
+  /**
+   * Bytes of a request body a session route reads at most (the back-channel logout token);
+   * a bigger one is answered 413 without being read whole. Default 65 536 (64 KiB).
+   */
+  readonly maxBodySize?: number
   /** Query parameters of `<prefix>/login` passed on to the provider (e.g. `kc_idp_hint`). Default none. */
   readonly loginParams?: readonly string[]
   /** The realm in `WWW-Authenticate`. Default: the client id. */
@@ -152,6 +158,7 @@ export interface ResolvedSessionConfig<Roles, Bearer> {
   readonly offline: boolean
   readonly postLogoutRedirectUri: string
   readonly maxLoginAttempts: number
+  readonly maxBodySize: number
   readonly loginParams: ReadonlySet<string>
   readonly realm: string
   readonly roles: Roles | undefined
@@ -398,6 +405,11 @@ export function resolveOptions<Roles, Bearer>(
     fail('createSessionAuth: maxLoginAttempts must be a positive integer')
   }
 
+  const maxBodySize = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE
+  if (!Number.isSafeInteger(maxBodySize) || maxBodySize < 1) {
+    fail('createSessionAuth: maxBodySize must be a positive whole number of bytes')
+  }
+
   const loginParams = new Set<string>()
   for (const name of options.loginParams ?? []) {
     if (typeof name !== 'string' || name === '')
@@ -452,6 +464,7 @@ export function resolveOptions<Roles, Bearer>(
     offline,
     postLogoutRedirectUri: `${origin}${postLogoutPath}`,
     maxLoginAttempts,
+    maxBodySize,
     loginParams,
     realm,
     roles: options.roles,

@@ -149,7 +149,13 @@ class SessionAuthImpl implements SessionAuth {
 
   async handle(request: Request): Promise<Response | undefined> {
     const { prefix, pages } = this.#context.config
-    return applyPages(pages, await routeRequest(prefix, this.#routes, request))
+    const response = applyPages(pages, await routeRequest(prefix, this.#routes, request))
+    // A body a route left unread (or stopped reading at the limit) must not be drained by the
+    // server to keep the connection alive, however long it is: the connection closes instead.
+    if (response !== undefined && request.body !== null && !request.bodyUsed) {
+      response.headers.set('connection', 'close')
+    }
+    return response
   }
 
   async authenticate(request: RequestLike): Promise<Identity> {

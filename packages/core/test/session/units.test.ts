@@ -380,6 +380,67 @@ describe('routes that do not exist', () => {
   })
 })
 
+describe('bounded bodies', () => {
+  const small = createSessionAuth({ ...base, maxBodySize: 1024 })
+  const backchannel = 'https://app.example.org/auth/backchannel-logout'
+  const form = { 'content-type': 'application/x-www-form-urlencoded' }
+
+  /** A body streamed in 256-byte pieces, with no length: what a chunked upload looks like. */
+  function chunked(size: number, pulled: { bytes: number }): ReadableStream<Uint8Array> {
+    return new ReadableStream({
+      pull(controller) {
+        if (pulled.bytes >= size) {
+          controller.close()
+          return
+        }
+        pulled.bytes += 256
+        controller.enqueue(new Uint8Array(256).fill(0x61))
+      },
+    })
+  }
+
+  it('H01 maxBodySize bounds the body a route reads, whatever its framing', async () => {
+    const pulled = { bytes: 0 }
+    const response = await small.handle(
+      new Request(backchannel, {
+        method: 'POST',
+        headers: form,
+        body: chunked(10 * 1024 * 1024, pulled),
+        duplex: 'half',
+      } as RequestInit),
+    )
+    assert.equal(response?.status, 413)
+    assert.deepEqual(await response.json(), { error: 'body_too_large' })
+    assert.equal(response.headers.get('connection'), 'close')
+    assert.ok(pulled.bytes <= 1024 + 256 * 2, `${pulled.bytes} bytes read`)
+
+    const declared = await small.handle(
+      new Request(backchannel, {
+        method: 'POST',
+        headers: { ...form, 'content-length': '1025' },
+        body: chunked(0, { bytes: 0 }),
+        duplex: 'half',
+      } as RequestInit),
+    )
+    assert.equal(declared?.status, 413)
+
+    const within = await small.handle(
+      new Request(backchannel, { method: 'POST', headers: form, body: 'logout_token=x' }),
+    )
+    assert.equal(within?.status, 400)
+    assert.deepEqual(await within.json(), { error: 'logout_token_invalid' })
+  })
+
+  it('H01 maxBodySize must be a positive whole number of bytes', () => {
+    for (const maxBodySize of [0, -1, 1.5, '65536', Number.POSITIVE_INFINITY]) {
+      assert.throws(
+        () => createSessionAuth({ ...base, maxBodySize } as unknown as SessionAuthOptions),
+        /maxBodySize must be a positive whole number of bytes/,
+      )
+    }
+  })
+})
+
 describe('loadSessionConfig', () => {
   const env = {
     SSOKIT_PRESET: 'cern',
