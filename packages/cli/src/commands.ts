@@ -20,4 +20,8 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: 'Run a development OpenID provider shaped like a Keycloak realm (CERN SSO claims)',
     load: () => import('./commands/idp.js'),
   },
+  proxy: {
+    summary: 'Put single sign-on in front of any web application, handing it identity headers',
+    load: () => import('./commands/proxy.js'),
+  },
 }

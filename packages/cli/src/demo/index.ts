@@ -7,6 +7,7 @@ import { startIdp, type RunningIdp } from '@ssokit/idp'
 import { RedisSessionStore } from '@ssokit/redis'
 import { assertLocalhostFree, listenFailure } from '../listen.js'
 import { startDemoApp, type RunningDemoApp } from './app.js'
+import { redactUrl } from '../redact.js'
 
 export { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, startDemoApp } from './app.js'
 export type { DemoAppOptions, RunningDemoApp } from './app.js'
@@ -134,14 +135,4 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   }
 }
 
-/** A Redis URL fit for display: its password, if it has one, replaced. */
-export function redactUrl(url: string | undefined): string {
-  if (url === undefined) return ''
-  try {
-    const parsed = new URL(url)
-    if (parsed.password !== '') parsed.password = '***'
-    return parsed.href
-  } catch {
-    return 'invalid URL'
-  }
-}
+export { redactUrl }

@@ -1,0 +1,130 @@
+import type { SessionStore } from '@ssokit/core'
+import {
+  loadProxyConfig,
+  ProxyConfigError,
+  startProxy,
+  type ProxyConfig,
+  type RunningProxy,
+} from '@ssokit/proxy'
+import { RedisSessionStore } from '@ssokit/redis'
+import { redactUrl } from '../redact.js'
+import { UsageError, type Command } from '../errors.js'
+import { listenFailure } from '../listen.js'
+import { hostOption, parseOptions, pathOption, portOption, type ValueOption } from '../options.js'
+import { writePidFile } from '../pid-file.js'
+
+const help = `Usage: ssokit proxy [options]
+
+Puts single sign-on in front of a web application that knows nothing of it: browsers sign in
+(authorization code + PKCE), scripts send bearer tokens, and the application receives the
+user's identity in request headers. The proxy's own endpoints live under /_ssokit.
+
+Options (each also from the environment or the --config file; flags win):
+  --upstream <url>             The application, e.g. http://127.0.0.1:8000     SSOKIT_UPSTREAM
+  --issuer <url>               The provider (default CERN)                       OIDC_ISSUER
+  --client-id <id>             The client registered at the provider             OIDC_CLIENT_ID
+  --client-secret-file <file>  File holding the client secret    OIDC_CLIENT_SECRET (the secret)
+  --public-url <url>           The origin browsers use, e.g. https://my-app.example
+                                                                                 SSOKIT_PUBLIC_URL
+  --host <address>             Interface to listen on (default 127.0.0.1)        SSOKIT_HOST
+  --port <number>              Port, 0 for any free port (default 4180)          SSOKIT_PORT
+  --redis-url <url>            Keep sessions in Redis, shared by several proxies SSOKIT_REDIS_URL
+  --session-secret-file <file> Session cookie secret (needed with Redis)  SSOKIT_SESSION_SECRET
+  --header-preset <name>       oauth2-proxy (default), shibboleth-adfs or none
+                                                                              SSOKIT_HEADER_PRESET
+  --upstream-timeout <secs>    Wait this long for the application (default 60)
+                                                                           SSOKIT_UPSTREAM_TIMEOUT
+  --max-header-size <bytes>    Largest request headers accepted (default 65536)
+                                                                            SSOKIT_MAX_HEADER_SIZE
+  --config <file>              YAML file of the same settings, plus rules and header names
+  --pid-file <file>            Write the process id here while running
+  -h, --help                   Show this help
+
+Every bad value stops start-up with one line naming it, and exit status 2.
+Stop with Ctrl-C or SIGTERM. See docs/proxy.md.`
+
+/** Any non-empty text: the proxy's schema checks it, naming the flag. */
+function textOption(): ValueOption<string> {
+  return pathOption()
+}
+
+const OPTIONS = {
+  upstream: textOption(),
+  issuer: textOption(),
+  'client-id': textOption(),
+  'client-secret-file': pathOption(),
+  'public-url': textOption(),
+  host: hostOption(),
+  port: portOption(),
+  'redis-url': textOption(),
+  'session-secret-file': pathOption(),
+  'header-preset': textOption(),
+  'upstream-timeout': textOption(),
+  'max-header-size': textOption(),
+  config: pathOption(),
+  'pid-file': pathOption(),
+}
+
+async function openStore(url: string): Promise<SessionStore> {
+  const store = new RedisSessionStore({ url })
+  try {
+    await store.ready()
+  } catch (error) {
+    await store.close().catch(() => undefined)
+    const reason = error instanceof Error ? error.message : String(error)
+    throw new Error(`cannot use --redis-url ${redactUrl(url)}: ${reason}`, { cause: error })
+  }
+  return store
+}
+
+export const command: Command = {
+  help,
+  async run(args, { out, stopped }) {
+    const { config: file, 'pid-file': pidFile, ...flags } = parseOptions('proxy', args, OPTIONS)
+    let config: ProxyConfig
+    try {
+      config = await loadProxyConfig({
+        flags,
+        env: process.env,
+        ...(file === undefined ? {} : { file }),
+      })
+    } catch (error) {
+      if (error instanceof ProxyConfigError) throw new UsageError(error.message, 'proxy')
+      throw error
+    }
+    const store = config.redisUrl === undefined ? undefined : await openStore(config.redisUrl)
+    const removePidFile = pidFile === undefined ? undefined : await writePidFile(pidFile)
+    let proxy: RunningProxy | undefined
+    try {
+      try {
+        proxy = await startProxy(config, store === undefined ? {} : { store })
+      } catch (error) {
+        if (error instanceof Error && 'syscall' in error) {
+          throw listenFailure(error, 'proxy', '--port', config.port)
+        }
+        throw error
+      }
+      out(`ssokit proxy: listening on ${proxy.url}, in front of ${config.upstream}`)
+      out(`  Public URL   ${config.publicUrl}`)
+      out(`  Provider     ${config.issuer} (client ${config.clientId})`)
+      out(
+        `  Sessions     ${config.redisUrl === undefined ? 'in memory (lost when the proxy stops)' : `Redis at ${redactUrl(config.redisUrl)}`}`,
+      )
+      out(
+        `  Headers      ${config.headers.preset}${config.headers.assertion === false ? '' : ` + signed ${config.headers.assertion}`}`,
+      )
+      out(`  Endpoints    ${config.publicUrl}${config.prefix}/{login,logout,healthz,readyz,jwks}`)
+      // Not fatal: the provider may come up after the proxy; readyz tells when sign-in works.
+      proxy.auth.ready().catch((error: unknown) => {
+        out(`  Warning      ${error instanceof Error ? error.message : String(error)}`)
+      })
+      const signal = await stopped
+      out(`Received ${signal}, stopping.`)
+      return 0
+    } finally {
+      await proxy?.close()
+      await store?.close()
+      await removePidFile?.()
+    }
+  },
+}

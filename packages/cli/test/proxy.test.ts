@@ -1,0 +1,178 @@
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer, type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { after, before, describe, it } from 'node:test'
+import { startIdp, type RunningIdp } from '@ssokit/idp'
+
+const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
+
+function start(args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(
+    process.execPath,
+    ['--conditions=source', '--import', 'tsx', MAIN, 'proxy', ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH ?? '', ...env },
+    },
+  )
+}
+
+async function run(args: string[], env: Record<string, string> = {}) {
+  const child = start(args, env)
+  let stdout = ''
+  let stderr = ''
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()))
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()))
+  const [code] = (await once(child, 'close')) as [number | null]
+  return { code, stdout, stderr }
+}
+
+async function freePort(): Promise<number> {
+  const probe = createServer()
+  probe.listen(0, '127.0.0.1')
+  await once(probe, 'listening')
+  const { port } = probe.address() as AddressInfo
+  probe.close()
+  await once(probe, 'close')
+  return port
+}
+
+async function listening(port: number): Promise<boolean> {
+  try {
+    await fetch(`http://127.0.0.1:${port}/_ssokit/healthz`)
+    return true
+  } catch {
+    return false
+  }
+}
+
+describe('ssokit proxy command', () => {
+  let dir: string
+  let secretFile: string
+  let idp: RunningIdp
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ssokit-proxy-cli-'))
+    secretFile = join(dir, 'secret')
+    await writeFile(secretFile, 'demo-app-secret\n')
+    idp = await startIdp({ port: 0, log: false })
+  })
+  after(async () => {
+    await idp.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('stops at a bad value with one line naming the flag, variable or file key, exit 2, nothing listening', async () => {
+    const port = await freePort()
+    const good = [
+      '--upstream',
+      'http://127.0.0.1:8000',
+      '--issuer',
+      idp.issuer,
+      '--client-id',
+      'demo-app',
+      '--client-secret-file',
+      secretFile,
+      '--public-url',
+      `http://localhost:${port}`,
+      '--port',
+      String(port),
+    ]
+    const config = join(dir, 'bad.yaml')
+    await writeFile(config, 'rules:\n  - path: /api/.*\n    public: true\n')
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [
+        [...good, '--upstream', 'ftp://x'],
+        {},
+        /^ssokit: --upstream must be an http or https origin .*, not "ftp:\/\/x"$/,
+      ],
+      [
+        good.filter((v, i) => i > 1 && good[i - 1] !== '--upstream' && v !== '--upstream'),
+        {},
+        /^ssokit: upstream is not set: give --upstream, SSOKIT_UPSTREAM or upstream in the config file$/,
+      ],
+      [
+        [...good, '--public-url', 'http://my-app.example'],
+        {},
+        /^ssokit: --public-url must be the https origin/,
+      ],
+      [
+        [...good, '--client-secret-file', join(dir, 'missing')],
+        {},
+        /^ssokit: --client-secret-file: cannot read ".*missing" \(ENOENT\)$/,
+      ],
+      [
+        [...good, '--port', 'abc'],
+        {},
+        /^ssokit: --port must be a port number from 0 to 65535, not "abc"$/,
+      ],
+      [
+        [...good, '--config', config],
+        {},
+        /^ssokit: .*bad\.yaml: rules\[0\]\.path is a path of whole segments/,
+      ],
+      [
+        good,
+        { SSOKIT_UPSTREAM_TIMEOUT: '0' },
+        /^ssokit: SSOKIT_UPSTREAM_TIMEOUT must be a number of seconds from 1 to 3600, not "0"$/,
+      ],
+      [
+        [...good, '--header-preset', 'apache'],
+        {},
+        /^ssokit: --header-preset must be oauth2-proxy, shibboleth-adfs, none, not "apache"$/,
+      ],
+      [
+        [...good, '--redis-url', 'redis://127.0.0.1:1'],
+        {},
+        /^ssokit: sessions in Redis need a session secret/,
+      ],
+    ]
+    for (const [args, env, message] of cases) {
+      const result = await run(args, env)
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`)
+      assert.match(result.stderr.split('\n')[0] ?? '', message)
+      assert.equal(result.stdout, '')
+    }
+    assert.equal(await listening(port), false)
+  })
+
+  it('runs in front of an upstream from flags and environment, and stops on SIGTERM', async () => {
+    const port = await freePort()
+    const child = start(
+      [
+        '--upstream',
+        'http://127.0.0.1:9',
+        '--issuer',
+        idp.issuer,
+        '--client-id',
+        'demo-app',
+        '--public-url',
+        `http://localhost:${port}`,
+        '--port',
+        String(port),
+      ],
+      { OIDC_CLIENT_SECRET: 'demo-app-secret' },
+    )
+    let stdout = ''
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()))
+    while (!stdout.includes('listening on')) {
+      await once(child.stdout!, 'data')
+    }
+    const health = await fetch(`http://127.0.0.1:${port}/_ssokit/healthz`)
+    assert.equal(health.status, 200)
+    const ready = await fetch(`http://127.0.0.1:${port}/_ssokit/readyz`)
+    assert.equal(ready.status, 200)
+    const anonymous = await fetch(`http://127.0.0.1:${port}/app`, {
+      headers: { accept: 'application/json' },
+    })
+    assert.equal(anonymous.status, 401)
+    child.kill('SIGTERM')
+    const [code] = (await once(child, 'close')) as [number | null]
+    assert.equal(code, 0)
+    assert.match(stdout, /Received SIGTERM, stopping\./)
+  })
+})

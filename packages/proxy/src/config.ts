@@ -1,0 +1,467 @@
+/**
+ * The proxy's configuration, from command-line flags, environment variables (tsgauth's `OIDC_*`
+ * names and `SSOKIT_*`) and a YAML file, in that order of precedence. It is validated once, by a
+ * schema; the first problem becomes a one-line `ProxyConfigError` that names the flag, variable
+ * or file key it came from, and never prints a secret.
+ */
+import { readFile } from 'node:fs/promises'
+import { parse as parseYaml } from 'yaml'
+import { z } from 'zod'
+import { HEADER_PRESETS, type HeaderPresetName, type IdentityField } from './headers.js'
+import { patternProblem, type RuleSpec } from './rules.js'
+
+export const CERN_ISSUER = 'https://auth.cern.ch/auth/realms/cern'
+export const DEFAULT_PREFIX = '/_ssokit'
+export const DEFAULT_ASSERTION_HEADER = 'X-Ssokit-Assertion'
+
+/** A configuration problem: `key` is what the user set (`--upstream`, `SSOKIT_UPSTREAM`, ...). */
+export class ProxyConfigError extends Error {
+  override readonly name = 'ProxyConfigError'
+  constructor(
+    message: string,
+    readonly key: string,
+  ) {
+    super(message)
+  }
+}
+
+export interface IdentityHeaderConfig {
+  readonly preset: HeaderPresetName
+  /** Header name of each identity field sent upstream. */
+  readonly names: Readonly<Partial<Record<IdentityField, string>>>
+  /** Between the entries of the groups header. */
+  readonly separator: string
+  /** The signed identity assertion's header, or `false` for none. */
+  readonly assertion: string | false
+}
+
+export interface ProxyConfig {
+  /** The application's origin, e.g. `http://127.0.0.1:8000`. */
+  readonly upstream: string
+  readonly issuer: string
+  readonly clientId: string
+  readonly clientSecret: string
+  /** The proxy's external origin, e.g. `https://my-app.example`. */
+  readonly publicUrl: string
+  readonly host: string
+  readonly port: number
+  /** Path prefix of the proxy's own endpoints. */
+  readonly prefix: string
+  /** Redis for sessions shared by several proxies; memory when absent. */
+  readonly redisUrl: string | undefined
+  /** Session cookie secrets, newest first; a random one per process when absent. */
+  readonly sessionSecrets: readonly string[] | undefined
+  readonly sessionLifetime: number | undefined
+  readonly headers: IdentityHeaderConfig
+  readonly rules: readonly RuleSpec[]
+  /** Seconds to wait for the upstream's response headers, and between body chunks. */
+  readonly upstreamTimeout: number
+  /** Bytes of request headers accepted (431 above). */
+  readonly maxHeaderSize: number
+}
+
+/** Where each setting may come from: its flag, its environment variables, its file key. */
+const SOURCES = {
+  upstream: { flag: 'upstream', env: ['SSOKIT_UPSTREAM'] },
+  issuer: { flag: 'issuer', env: ['OIDC_ISSUER'] },
+  clientId: { flag: 'client-id', env: ['OIDC_CLIENT_ID'] },
+  clientSecret: { flag: undefined, env: ['OIDC_CLIENT_SECRET'] },
+  clientSecretFile: { flag: 'client-secret-file', env: ['SSOKIT_CLIENT_SECRET_FILE'] },
+  publicUrl: { flag: 'public-url', env: ['SSOKIT_PUBLIC_URL'] },
+  host: { flag: 'host', env: ['SSOKIT_HOST'] },
+  port: { flag: 'port', env: ['SSOKIT_PORT'] },
+  prefix: { flag: undefined, env: ['SSOKIT_PREFIX'] },
+  redisUrl: { flag: 'redis-url', env: ['SSOKIT_REDIS_URL'] },
+  sessionSecret: { flag: undefined, env: ['SSOKIT_SESSION_SECRET'] },
+  sessionSecretFile: { flag: 'session-secret-file', env: ['SSOKIT_SESSION_SECRET_FILE'] },
+  sessionLifetime: { flag: undefined, env: ['OIDC_SESSION_LIFETIME'] },
+  headers: { flag: undefined, env: [] },
+  headerPreset: { flag: 'header-preset', env: ['SSOKIT_HEADER_PRESET'] },
+  rules: { flag: undefined, env: [] },
+  upstreamTimeout: { flag: 'upstream-timeout', env: ['SSOKIT_UPSTREAM_TIMEOUT'] },
+  maxHeaderSize: { flag: 'max-header-size', env: ['SSOKIT_MAX_HEADER_SIZE'] },
+} as const satisfies Record<string, { flag: string | undefined; env: readonly string[] }>
+
+type Key = keyof typeof SOURCES
+const SECRET_KEYS: ReadonlySet<string> = new Set(['clientSecret', 'sessionSecret'])
+
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '127.0.0.1' || hostname === '[::1]'
+}
+
+function origin(expected: string, opts: { httpOnlyOnLoopback: boolean }) {
+  return z.string({ error: `must be ${expected}` }).refine(
+    (raw) => {
+      let url: URL
+      try {
+        url = new URL(raw)
+      } catch {
+        return false
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') return false
+      if (url.pathname !== '/' || url.search !== '' || url.hash !== '') return false
+      if (url.username !== '' || url.password !== '') return false
+      return !(opts.httpOnlyOnLoopback && url.protocol === 'http:' && !isLoopbackHost(url.hostname))
+    },
+    { error: `must be ${expected}` },
+  )
+}
+
+function integer(min: number, max: number, what: string) {
+  const error = `must be ${what} from ${min} to ${max}`
+  return z.preprocess(
+    (v) => (typeof v === 'string' && /^\d{1,15}$/.test(v) ? Number(v) : v),
+    z.number({ error }).int({ error }).min(min, { error }).max(max, { error }),
+  )
+}
+
+const HEADER_NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/
+const headerName = z
+  .string({ error: 'must be a header name' })
+  .regex(HEADER_NAME, { error: 'must be a header name of letters, digits and "-"' })
+
+const text = (expected: string) =>
+  z
+    .string({ error: `must be ${expected}` })
+    .trim()
+    .min(1, { error: `must be ${expected}` })
+
+const SCHEMA = z
+  .object({
+    upstream: origin('an http or https origin such as http://127.0.0.1:8000 (no path)', {
+      httpOnlyOnLoopback: false,
+    }),
+    issuer: z.string({ error: 'must be a URL' }).refine(
+      (raw) => {
+        try {
+          const url = new URL(raw)
+          return (
+            url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname))
+          )
+        } catch {
+          return false
+        }
+      },
+      { error: 'must be an https URL (http only for localhost), such as ' + CERN_ISSUER },
+    ),
+    clientId: text('the client id registered at the provider'),
+    clientSecret: text('the client secret'),
+    publicUrl: origin(
+      'the https origin browsers use to reach the proxy, such as https://my-app.example (http only for localhost)',
+      { httpOnlyOnLoopback: true },
+    ),
+    host: text('an address to listen on'),
+    port: integer(0, 65535, 'a port number'),
+    prefix: z
+      .string({ error: 'must be a path such as /_ssokit' })
+      .regex(/^(\/[A-Za-z0-9._~-]+)+$/, { error: 'must be a path such as /_ssokit' }),
+    redisUrl: z
+      .string({ error: 'must be a URL such as redis://127.0.0.1:6379' })
+      .regex(/^rediss?:\/\/\S+$/, { error: 'must be a URL such as redis://127.0.0.1:6379' })
+      .optional(),
+    sessionSecret: z
+      .string()
+      .transform((s) =>
+        s
+          .split(',')
+          .map((p) => p.trim())
+          .filter((p) => p !== ''),
+      )
+      .refine((list) => list.length > 0 && list.every((s) => s.length >= 32), {
+        error: 'must be at least 32 characters (comma-separated for rotation, newest first)',
+      })
+      .optional(),
+    sessionLifetime: integer(60, 31_536_000, 'a number of seconds').optional(),
+    headers: z
+      .object({
+        preset: z
+          .enum(Object.keys(HEADER_PRESETS) as [HeaderPresetName, ...HeaderPresetName[]], {
+            error: `must be ${Object.keys(HEADER_PRESETS).join(', ')}`,
+          })
+          .optional(),
+        user: headerName.optional(),
+        email: headerName.optional(),
+        username: headerName.optional(),
+        name: headerName.optional(),
+        groups: headerName.optional(),
+        separator: z
+          .enum([',', ';', '|', ' '], { error: 'must be ",", ";", "|" or " "' })
+          .optional(),
+        assertion: z
+          .union([headerName, z.literal(false)], {
+            error: 'must be a header name, or false for none',
+          })
+          .optional(),
+      })
+      .strict()
+      .optional(),
+    rules: z
+      .array(
+        z
+          .object({
+            path: z.string({ error: 'must be a path such as /public' }).superRefine((p, ctx) => {
+              const problem = patternProblem(p)
+              if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem })
+            }),
+            public: z.boolean({ error: 'must be true or false' }).optional(),
+            roles: z
+              .array(text('a role name'), { error: 'must be a list of role names' })
+              .optional(),
+          })
+          .strict()
+          .refine((r) => !(r.public === true && (r.roles?.length ?? 0) > 0), {
+            error: 'cannot be public and require roles',
+          }),
+        { error: 'must be a list of rules' },
+      )
+      .optional(),
+    upstreamTimeout: integer(1, 3600, 'a number of seconds'),
+    maxHeaderSize: integer(1024, 1_048_576, 'a number of bytes'),
+  })
+  .strict()
+
+export interface ConfigInput {
+  /** Command-line values by flag name (`upstream`, `client-id`, ...). */
+  readonly flags?: Readonly<Record<string, string | number | undefined>>
+  readonly env?: Readonly<Record<string, string | undefined>>
+  /** A YAML (or JSON) file of the same settings, keys as in `ProxyConfig`. */
+  readonly file?: string
+}
+
+interface Located {
+  value: unknown
+  /** `--upstream`, `SSOKIT_UPSTREAM` or `proxy.yaml: upstream` */
+  label: string
+  fromFile: boolean
+}
+
+const FILE_KEYS: ReadonlySet<string> = new Set(
+  Object.keys(SOURCES).filter((key) => key !== 'headerPreset'),
+)
+
+async function readFileSetting(path: string, label: string): Promise<string> {
+  let content: string
+  try {
+    content = await readFile(path, 'utf8')
+  } catch (error) {
+    const code =
+      typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : ''
+    throw new ProxyConfigError(
+      `${label}: cannot read ${JSON.stringify(path)}${code === '' ? '' : ` (${code})`}`,
+      label,
+    )
+  }
+  const value = content.trim()
+  if (value === '') throw new ProxyConfigError(`${label}: ${JSON.stringify(path)} is empty`, label)
+  return value
+}
+
+async function readConfigFile(path: string): Promise<Record<string, unknown>> {
+  let content: string
+  try {
+    content = await readFile(path, 'utf8')
+  } catch (error) {
+    const code =
+      typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : ''
+    throw new ProxyConfigError(
+      `--config: cannot read ${JSON.stringify(path)}${code === '' ? '' : ` (${code})`}`,
+      '--config',
+    )
+  }
+  let parsed: unknown
+  try {
+    parsed = parseYaml(content)
+  } catch (error) {
+    const line = (error as { linePos?: [{ line: number }] }).linePos?.[0]?.line
+    throw new ProxyConfigError(
+      `${path}: not valid YAML${line === undefined ? '' : ` (line ${line})`}`,
+      '--config',
+    )
+  }
+  if (parsed === null || parsed === undefined) return {}
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ProxyConfigError(`${path}: must be a mapping of settings`, '--config')
+  }
+  for (const key of Object.keys(parsed)) {
+    if (!FILE_KEYS.has(key)) {
+      throw new ProxyConfigError(`${path}: unknown key ${JSON.stringify(key)}`, key)
+    }
+  }
+  return parsed as Record<string, unknown>
+}
+
+function pathLabel(path: readonly PropertyKey[]): string {
+  let out = ''
+  for (const part of path) {
+    out += typeof part === 'number' ? `[${part}]` : `${out === '' ? '' : '.'}${String(part)}`
+  }
+  return out
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let value = root
+  for (const part of path) {
+    if (typeof value !== 'object' || value === null) return undefined
+    value = (value as Record<PropertyKey, unknown>)[part]
+  }
+  return value
+}
+
+function describeMissing(key: Key): string {
+  const { flag, env } = SOURCES[key]
+  const where = [...(flag === undefined ? [] : [`--${flag}`]), ...env, `${key} in the config file`]
+  return `${key} is not set: give ${where.slice(0, -1).join(', ')} or ${where.at(-1) ?? ''}`
+}
+
+/**
+ * Reads and checks the whole configuration: flags win over environment variables, which win over
+ * the file. Secret files are read here, so that a missing one stops start-up too.
+ */
+export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> {
+  const flags = input.flags ?? {}
+  const env = input.env ?? {}
+  const file = input.file === undefined ? {} : await readConfigFile(input.file)
+  const located = new Map<Key, Located>()
+  for (const key of Object.keys(SOURCES) as Key[]) {
+    const { flag, env: names } = SOURCES[key]
+    const fromFlag = flag === undefined ? undefined : flags[flag]
+    if (fromFlag !== undefined) {
+      located.set(key, { value: fromFlag, label: `--${flag}`, fromFile: false })
+      continue
+    }
+    const envName = names.find((name) => (env[name]?.trim() ?? '') !== '')
+    if (envName !== undefined) {
+      located.set(key, { value: env[envName]?.trim(), label: envName, fromFile: false })
+      continue
+    }
+    if (Object.hasOwn(file, key)) {
+      located.set(key, {
+        value: file[key],
+        label: `${input.file ?? ''}: ${key}`,
+        fromFile: true,
+      })
+    }
+  }
+  // tsgauth's store variables: OIDC_SESSION_STORE_TYPE=redis with its host and port.
+  if (!located.has('redisUrl') && env.OIDC_SESSION_STORE_TYPE?.trim().toLowerCase() === 'redis') {
+    const host = env.OIDC_SESSION_STORE_HOST?.trim() || 'localhost'
+    const port = env.OIDC_SESSION_STORE_PORT?.trim() || '6379'
+    located.set('redisUrl', {
+      value: `redis://${host}:${port}`,
+      label: 'OIDC_SESSION_STORE_HOST/OIDC_SESSION_STORE_PORT',
+      fromFile: false,
+    })
+  }
+  for (const [key, secretKey] of [
+    ['clientSecretFile', 'clientSecret'],
+    ['sessionSecretFile', 'sessionSecret'],
+  ] as const) {
+    const from = located.get(key)
+    if (from === undefined) continue
+    located.delete(key)
+    if (typeof from.value !== 'string' || from.value === '') {
+      throw new ProxyConfigError(`${from.label} must be a path`, from.label)
+    }
+    const secret = await readFileSetting(from.value, from.label)
+    if (!located.has(secretKey) || !from.fromFile) {
+      located.set(secretKey, { value: secret, label: from.label, fromFile: false })
+    }
+  }
+  const preset = located.get('headerPreset')
+  located.delete('headerPreset')
+
+  const raw: Record<string, unknown> = {
+    issuer: CERN_ISSUER,
+    host: '127.0.0.1',
+    port: 4180,
+    prefix: DEFAULT_PREFIX,
+    upstreamTimeout: 60,
+    maxHeaderSize: 65_536,
+  }
+  for (const [key, { value }] of located) raw[key] = value
+  if (preset !== undefined) {
+    raw.headers = { ...(raw.headers as object | undefined), preset: preset.value }
+  }
+  for (const key of ['upstream', 'clientId', 'clientSecret', 'publicUrl'] as const) {
+    if (raw[key] === undefined) {
+      throw new ProxyConfigError(describeMissing(key), key)
+    }
+  }
+
+  const result = SCHEMA.safeParse(raw)
+  if (!result.success) {
+    const issue = result.error.issues[0]
+    const path = issue?.path ?? []
+    const top = path[0] as Key | 'headers' | undefined
+    let source = top === undefined ? undefined : located.get(top)
+    if (top === 'headers' && path[1] === 'preset' && preset !== undefined) source = preset
+    if (issue?.code === 'unrecognized_keys') {
+      const where = source?.fromFile === true ? `${input.file ?? ''}: ${pathLabel(path)}` : ''
+      throw new ProxyConfigError(
+        `${where === '' ? '' : `${where}: `}unknown key ${JSON.stringify(issue.keys[0] ?? '')}`,
+        where,
+      )
+    }
+    const label =
+      source === undefined
+        ? pathLabel(path)
+        : source.fromFile
+          ? `${input.file ?? ''}: ${pathLabel(path)}`
+          : source.label
+    const message = issue?.message ?? 'is not valid'
+    const value = source?.fromFile === true ? valueAt(file, path) : source?.value
+    const shown =
+      message.startsWith('must be') &&
+      !SECRET_KEYS.has(String(top)) &&
+      (typeof value === 'string' || typeof value === 'number')
+        ? `, not ${JSON.stringify(value)}`
+        : ''
+    throw new ProxyConfigError(`${label} ${message}${shown}`, label)
+  }
+  const parsed = result.data
+  if (parsed.redisUrl !== undefined && parsed.sessionSecret === undefined) {
+    throw new ProxyConfigError(
+      'sessions in Redis need a session secret shared by every proxy: set SSOKIT_SESSION_SECRET, --session-secret-file or sessionSecret in the config file',
+      'sessionSecret',
+    )
+  }
+  const headers = parsed.headers ?? {}
+  const presetName = headers.preset ?? 'oauth2-proxy'
+  const base = HEADER_PRESETS[presetName]
+  const names: Partial<Record<IdentityField, string>> = { ...base.names }
+  for (const field of ['user', 'email', 'username', 'name', 'groups'] as const) {
+    const name = headers[field]
+    if (name !== undefined) names[field] = name
+  }
+  return Object.freeze({
+    upstream: new URL(parsed.upstream).origin,
+    issuer: parsed.issuer,
+    clientId: parsed.clientId,
+    clientSecret: parsed.clientSecret,
+    publicUrl: new URL(parsed.publicUrl).origin,
+    host: parsed.host,
+    port: parsed.port,
+    prefix: parsed.prefix,
+    redisUrl: parsed.redisUrl,
+    sessionSecrets:
+      parsed.sessionSecret === undefined ? undefined : Object.freeze(parsed.sessionSecret),
+    sessionLifetime: parsed.sessionLifetime,
+    headers: Object.freeze({
+      preset: presetName,
+      names: Object.freeze(names),
+      separator: headers.separator ?? base.separator,
+      assertion: headers.assertion ?? DEFAULT_ASSERTION_HEADER,
+    }),
+    rules: Object.freeze(
+      (parsed.rules ?? []).map((rule): RuleSpec =>
+        Object.freeze({
+          path: rule.path,
+          ...(rule.public === undefined ? {} : { public: rule.public }),
+          ...(rule.roles === undefined ? {} : { roles: Object.freeze([...rule.roles]) }),
+        }),
+      ),
+    ),
+    upstreamTimeout: parsed.upstreamTimeout,
+    maxHeaderSize: parsed.maxHeaderSize,
+  })
+}

@@ -1,0 +1,268 @@
+/**
+ * The reverse proxy: every request is canonicalised, stripped of anything that could pass for
+ * identity, checked against the rules, authenticated (session cookie or bearer token) when the
+ * rules ask, and sent upstream with the proxy's identity headers. The proxy's own endpoints live
+ * under one prefix and never reach the application.
+ */
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import {
+  createSessionAuth,
+  requireRoles,
+  type Identity,
+  type SessionAuth,
+  type SessionStore,
+  type SsoEventHandler,
+} from '@ssokit/core'
+import {
+  isUnderPrefix,
+  sendParts,
+  sendWebResponse,
+  toRequestLike,
+  toWebRequest,
+} from '@ssokit/node'
+import { createAssertionSigner, type AssertionSigner } from './assertion.js'
+import type { ProxyConfig } from './config.js'
+import {
+  forwardableHeaders,
+  headerPolicy,
+  toOutgoing,
+  type HeaderPolicy,
+  type HeaderPreset,
+} from './headers.js'
+import { identityHeaders } from './identity-headers.js'
+import { sendError } from './pages.js'
+import { canonicalTarget, type CanonicalTarget } from './paths.js'
+import { Rules } from './rules.js'
+import { Upstream } from './upstream.js'
+
+/** Cookie names of the session module: the proxy's own, never sent upstream. */
+const OWN_COOKIE_PREFIXES = ['ssokit-', '__Host-ssokit-']
+const REFUSED_METHODS: ReadonlySet<string> = new Set(['TRACE', 'TRACK'])
+
+export interface ProxyOptions {
+  /** Where sessions live; default: in memory (one process). The caller closes it. */
+  readonly store?: SessionStore
+  /** Receives the sign-in side's warnings and recoveries; default: stderr. */
+  readonly onEvent?: SsoEventHandler
+}
+
+export interface RunningProxy {
+  /** `http://<host>:<port>`, where it listens. */
+  readonly url: string
+  readonly port: number
+  readonly server: Server
+  readonly auth: SessionAuth
+  /** Stops listening, closes upstream connections and the session authenticator. */
+  close(): Promise<void>
+}
+
+interface Handler {
+  readonly config: ProxyConfig
+  readonly auth: SessionAuth
+  readonly rules: Rules
+  readonly policy: HeaderPolicy
+  readonly preset: HeaderPreset
+  readonly signer: AssertionSigner | undefined
+  readonly upstream: Upstream
+  readonly forwardedHost: string
+  readonly forwardedProto: string
+}
+
+function isLoopbackUrl(url: URL): boolean {
+  return ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.statusCode = status
+  res.setHeader('content-type', 'application/json')
+  res.setHeader('cache-control', 'no-store')
+  res.end(JSON.stringify(body))
+}
+
+/** `/_ssokit/...`: the proxy's endpoints and the session routes. Never forwarded. */
+async function ownEndpoint(
+  h: Handler,
+  req: IncomingMessage,
+  res: ServerResponse,
+  target: CanonicalTarget,
+): Promise<void> {
+  const route = target.path.slice(h.config.prefix.length)
+  if (route === '/healthz' || route === '/readyz' || route === '/jwks') {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendError(req, res, 405, { allow: 'GET, HEAD' })
+    } else if (route === '/healthz') {
+      sendJson(res, 200, { status: 'ok' })
+    } else if (route === '/readyz') {
+      const ready = await h.auth.ready().then(
+        () => true,
+        () => false,
+      )
+      sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'unavailable' })
+    } else if (h.signer === undefined) {
+      sendError(req, res, 404)
+    } else {
+      res.setHeader('content-type', 'application/jwk-set+json')
+      res.setHeader('cache-control', 'public, max-age=300')
+      res.end(JSON.stringify(h.signer.jwks))
+    }
+    return
+  }
+  const url = `${target.path}${target.search}`
+  let response: Response | undefined
+  try {
+    response = await h.auth.handle(toWebRequest(req, { publicUrl: h.config.publicUrl, url }))
+  } catch (error) {
+    sendParts(res, h.auth.reject(error, toRequestLike(req, url)))
+    return
+  }
+  if (response === undefined) {
+    sendError(req, res, 404)
+    return
+  }
+  await sendWebResponse(res, response)
+}
+
+async function outgoingHeaders(
+  h: Handler,
+  req: IncomingMessage,
+  identity: Identity | undefined,
+): Promise<Record<string, string | string[]>> {
+  const pairs = forwardableHeaders(req.rawHeaders, h.policy)
+  pairs.push(
+    ['x-forwarded-for', req.socket.remoteAddress ?? ''],
+    ['x-forwarded-host', h.forwardedHost],
+    ['x-forwarded-proto', h.forwardedProto],
+  )
+  if (identity !== undefined) {
+    pairs.push(...identityHeaders(identity, h.preset))
+    if (h.signer !== undefined && h.config.headers.assertion !== false) {
+      pairs.push([h.config.headers.assertion.toLowerCase(), await h.signer.sign(identity)])
+    }
+  }
+  return toOutgoing(pairs)
+}
+
+async function handleRequest(h: Handler, req: IncomingMessage, res: ServerResponse) {
+  const target = canonicalTarget(req.url ?? '/')
+  if (typeof target === 'string') {
+    sendError(req, res, 400)
+    return
+  }
+  if (REFUSED_METHODS.has((req.method ?? '').toUpperCase())) {
+    sendError(req, res, 405)
+    return
+  }
+  if (isUnderPrefix(target.path, h.config.prefix)) return ownEndpoint(h, req, res, target)
+  const decision = h.rules.decide(target.path)
+  let identity: Identity | undefined
+  if (!decision.public) {
+    const request = toRequestLike(req, `${target.path}${target.search}`)
+    try {
+      identity = await h.auth.authenticate(request)
+      if (decision.roles.length > 0) requireRoles(identity, decision.roles)
+    } catch (error) {
+      sendParts(res, h.auth.reject(error, request))
+      return
+    }
+  }
+  const headers = await outgoingHeaders(h, req, identity)
+  await h.upstream.forward(req, res, `${target.encodedPath}${target.search}`, headers)
+}
+
+/** Answers an upgrade (WebSocket) request; upgrades are not proxied yet. */
+function refuseUpgrade(socket: Socket): void {
+  socket.end(
+    'HTTP/1.1 501 Not Implemented\r\nconnection: close\r\ncontent-type: application/json\r\n' +
+      'cache-control: no-store\r\ncontent-length: 33\r\n\r\n{"error":"upgrade_not_supported"}',
+  )
+}
+
+/**
+ * Starts the proxy with a checked configuration (`loadProxyConfig`). Resolves once it listens;
+ * a port in use rejects, with nothing left running.
+ */
+export async function startProxy(
+  config: ProxyConfig,
+  options: ProxyOptions = {},
+): Promise<RunningProxy> {
+  const publicUrl = new URL(config.publicUrl)
+  const auth = createSessionAuth({
+    issuer: config.issuer,
+    clientId: config.clientId,
+    clientSecret: config.clientSecret,
+    publicUrl: config.publicUrl,
+    // Without a configured secret, sessions last as long as this process.
+    secret: config.sessionSecrets ?? randomBytes(32).toString('base64url'),
+    prefix: config.prefix,
+    ...(options.store === undefined ? {} : { store: options.store }),
+    ...(config.sessionLifetime === undefined ? {} : { sessionLifetime: config.sessionLifetime }),
+    ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+    ...(publicUrl.protocol === 'http:' && isLoopbackUrl(publicUrl)
+      ? { cookies: { insecureHttpForLocalhost: true } }
+      : {}),
+  })
+  const names = config.headers.names
+  const injected = [
+    ...Object.values(names),
+    ...(config.headers.assertion === false ? [] : [config.headers.assertion]),
+  ]
+  const upstream = new Upstream(config.upstream, { timeoutMs: config.upstreamTimeout * 1000 })
+  const handler: Handler = {
+    config,
+    auth,
+    rules: new Rules(config.rules),
+    policy: headerPolicy(injected, OWN_COOKIE_PREFIXES),
+    preset: { names, separator: config.headers.separator },
+    signer:
+      config.headers.assertion === false
+        ? undefined
+        : await createAssertionSigner(config.publicUrl, config.upstream),
+    upstream,
+    forwardedHost: publicUrl.host,
+    forwardedProto: publicUrl.protocol.slice(0, -1),
+  }
+  const server = createServer({ maxHeaderSize: config.maxHeaderSize }, (req, res) => {
+    handleRequest(handler, req, res).catch(() => {
+      if (!res.headersSent) sendError(req, res, 502)
+      else res.destroy()
+    })
+  })
+  server.on('upgrade', (_req: IncomingMessage, socket: Socket) => {
+    refuseUpgrade(socket)
+  })
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable) {
+      socket.destroy()
+      return
+    }
+    socket.end(
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'
+        : 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n',
+    )
+  })
+  try {
+    server.listen(config.port, config.host)
+    await once(server, 'listening')
+  } catch (error) {
+    await Promise.allSettled([upstream.close(), auth.close()])
+    throw error
+  }
+  const port = (server.address() as AddressInfo).port
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    server,
+    auth,
+    async close() {
+      server.closeAllConnections()
+      server.close()
+      await once(server, 'close')
+      await Promise.allSettled([upstream.close(), auth.close()])
+    },
+  }
+}

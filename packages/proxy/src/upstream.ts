@@ -1,0 +1,92 @@
+/**
+ * Requests to the application, on an undici `Pool` (keep-alive connections, streamed bodies
+ * both ways, timeouts). A failure before the response starts is a 502 (unreachable) or 504
+ * (too slow) page or JSON; a failure after it started cuts the response, so the client sees an
+ * incomplete body rather than a silent truncation.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { pipeline } from 'node:stream/promises'
+import { Pool } from 'undici'
+import { responseHeaders, type OutgoingHeaders } from './headers.js'
+import { sendError } from './pages.js'
+
+export interface UpstreamOptions {
+  /** Milliseconds to wait for response headers, and between body chunks. */
+  readonly timeoutMs: number
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length']
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+}
+
+function errorCode(error: unknown): string {
+  return typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : ''
+}
+
+const TIMEOUTS: ReadonlySet<string> = new Set([
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+])
+
+export class Upstream {
+  readonly #pool: Pool
+  readonly #timeoutMs: number
+
+  constructor(origin: string, options: UpstreamOptions) {
+    this.#timeoutMs = options.timeoutMs
+    this.#pool = new Pool(origin, {
+      connectTimeout: Math.min(options.timeoutMs, 10_000),
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+    })
+  }
+
+  /** Sends `req` (its body streamed) to `path` with `headers`, and streams the answer to `res`. */
+  async forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    headers: OutgoingHeaders,
+  ): Promise<void> {
+    const abort = new AbortController()
+    const onClose = () => {
+      if (!res.writableFinished) abort.abort()
+    }
+    res.once('close', onClose)
+    let answer: Awaited<ReturnType<Pool['request']>>
+    try {
+      answer = await this.#pool.request({
+        path,
+        method: req.method ?? 'GET',
+        headers,
+        body: hasBody(req) ? req : null,
+        signal: abort.signal,
+        headersTimeout: this.#timeoutMs,
+        bodyTimeout: this.#timeoutMs,
+      })
+    } catch (error) {
+      res.off('close', onClose)
+      if (abort.signal.aborted || res.destroyed) return
+      const timedOut = TIMEOUTS.has(errorCode(error))
+      sendError(req, res, timedOut ? 504 : 502)
+      return
+    }
+    res.statusCode = answer.statusCode
+    for (const [name, value] of responseHeaders(answer.headers)) res.setHeader(name, value)
+    try {
+      await pipeline(answer.body, res)
+    } catch {
+      // The client went away, or the upstream stopped mid-body: neither can be answered now.
+      res.destroy()
+    } finally {
+      res.off('close', onClose)
+    }
+  }
+
+  close(): Promise<void> {
+    return this.#pool.close()
+  }
+}
