@@ -111,7 +111,11 @@ describe('release: packed tarballs installed outside the workspace', () => {
         '--prefer-offline',
         ...tarballs,
         ...(await Promise.all(
-          ['express', 'fastify', 'hono', '@types/express', '@types/node'].map(workspaceVersion),
+          // ioredis, a peer of @ssokit/redis, too: npm would pick its newest release, whose
+          // declarations import an untyped module and fail any consumer's strict lib check.
+          ['express', 'fastify', 'hono', 'ioredis', '@types/express', '@types/node'].map(
+            workspaceVersion,
+          ),
         )),
       ],
       project,
