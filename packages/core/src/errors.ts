@@ -14,6 +14,11 @@ export const ERROR_STATUS = {
   token_expired: 401,
   /** `aud` does not name this client: 401 `invalid_token`. */
   audience_mismatch: 401,
+  /**
+   * A token longer than `maxTokenLength` (64 KiB by default): 431, told apart from a forged
+   * token so that an operator sees the limit to raise. No `WWW-Authenticate` challenge.
+   */
+  token_too_large: 431,
   /** Malformed credentials: two of them, broken `Authorization` syntax: 400 `invalid_request`. */
   invalid_request: 400,
   /** Authenticated, but a required role is missing: 403 `insufficient_scope`. */

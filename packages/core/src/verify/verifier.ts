@@ -99,7 +99,10 @@ export interface VerifierOptions {
   readonly tokenType?: TokenTypePolicy | undefined
   /** Verified tokens kept in memory until they expire. Default 10 000; 0 turns the cache off. */
   readonly cacheSize?: number | undefined
-  /** Longer tokens are refused without parsing. Default 16 384 characters. */
+  /**
+   * Longer tokens are refused without parsing, as `token_too_large` (431). Default 65 536
+   * characters: room for a token with hundreds of roles, once Node's own header limit is raised.
+   */
   readonly maxTokenLength?: number | undefined
   readonly jwks?: JwksOptions | undefined
   /**
@@ -341,7 +344,7 @@ function checkOptions(options: VerifierOptions): Config {
   const maxTokenLength = numberOption(
     options.maxTokenLength,
     'maxTokenLength',
-    16_384,
+    65_536,
     1_048_576,
     'characters',
   )
@@ -551,7 +554,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       throw fail('token_invalid', 'The token is empty.', 'empty')
     }
     if (token.length > maxTokenLength)
-      throw fail('token_invalid', 'The token is too long.', 'too_long')
+      throw fail('token_too_large', 'The token is longer than maxTokenLength.', 'too_long')
     const hit = caching ? cache.get(token) : undefined
     if (hit !== undefined) {
       if (jwks.stale) {
