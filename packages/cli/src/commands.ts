@@ -16,6 +16,18 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: 'Try SSO locally: a development provider and a protected web app in one command',
     load: () => import('./commands/demo.js'),
   },
+  token: {
+    summary: 'Print a valid access token of a client (client credentials), cached and renewed',
+    load: () => import('./commands/token.js'),
+  },
+  status: {
+    summary: 'List the cached credentials: who, expiry, refreshable',
+    load: () => import('./commands/status.js'),
+  },
+  logout: {
+    summary: 'Revoke and delete cached credentials',
+    load: () => import('./commands/logout.js'),
+  },
   idp: {
     summary: 'Run a development OpenID provider shaped like a Keycloak realm (CERN SSO claims)',
     load: () => import('./commands/idp.js'),
