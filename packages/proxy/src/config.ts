@@ -307,10 +307,15 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return value
 }
 
-function describeMissing(key: Key): string {
+function describeMissing(key: Key, envName: (name: string) => string): string {
   const { flag, env } = SOURCES[key]
-  const where = [...(flag === undefined ? [] : [`--${flag}`]), ...env, `${key} in the config file`]
-  return `${key} is not set: give ${where.slice(0, -1).join(', ')} or ${where.at(-1) ?? ''}`
+  const where = [
+    ...(flag === undefined ? [] : [`--${flag}`]),
+    ...env.map(envName),
+    `${key} in the config file`,
+  ]
+  const extra = key === 'issuer' ? " (SSOKIT_PRESET=cern for CERN's)" : ''
+  return `${key} is not set: give ${where.slice(0, -1).join(', ')} or ${where.at(-1) ?? ''}${extra}`
 }
 
 /**
@@ -321,17 +326,21 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
   const flags = input.flags ?? {}
   const env = input.env ?? {}
   const file = input.file === undefined ? {} : await readConfigFile(input.file)
+  // tsgauth's TSGAUTH_OIDC_PREFIX applies to every OIDC_ name, as in the core's loaders.
+  const oidcPrefix = env.TSGAUTH_OIDC_PREFIX?.trim() ?? ''
+  const envName = (name: string) => (name.startsWith('OIDC_') ? `${oidcPrefix}${name}` : name)
   const located = new Map<Key, Located>()
   for (const key of Object.keys(SOURCES) as Key[]) {
-    const { flag, env: names } = SOURCES[key]
+    const { flag } = SOURCES[key]
+    const names = SOURCES[key].env.map(envName)
     const fromFlag = flag === undefined ? undefined : flags[flag]
     if (fromFlag !== undefined) {
       located.set(key, { value: fromFlag, label: `--${flag}`, fromFile: false })
       continue
     }
-    const envName = names.find((name) => (env[name]?.trim() ?? '') !== '')
-    if (envName !== undefined) {
-      located.set(key, { value: env[envName]?.trim(), label: envName, fromFile: false })
+    const fromEnv = names.find((name) => (env[name]?.trim() ?? '') !== '')
+    if (fromEnv !== undefined) {
+      located.set(key, { value: env[fromEnv]?.trim(), label: fromEnv, fromFile: false })
       continue
     }
     if (Object.hasOwn(file, key)) {
@@ -343,14 +352,26 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
     }
   }
   // tsgauth's store variables: OIDC_SESSION_STORE_TYPE=redis with its host and port.
-  if (!located.has('redisUrl') && env.OIDC_SESSION_STORE_TYPE?.trim().toLowerCase() === 'redis') {
-    const host = env.OIDC_SESSION_STORE_HOST?.trim() || 'localhost'
-    const port = env.OIDC_SESSION_STORE_PORT?.trim() || '6379'
+  const storeType = env[envName('OIDC_SESSION_STORE_TYPE')]?.trim().toLowerCase()
+  if (!located.has('redisUrl') && storeType === 'redis') {
+    const host = env[envName('OIDC_SESSION_STORE_HOST')]?.trim() || 'localhost'
+    const port = env[envName('OIDC_SESSION_STORE_PORT')]?.trim() || '6379'
     located.set('redisUrl', {
       value: `redis://${host}:${port}`,
-      label: 'OIDC_SESSION_STORE_HOST/OIDC_SESSION_STORE_PORT',
+      label: `${envName('OIDC_SESSION_STORE_HOST')}/${envName('OIDC_SESSION_STORE_PORT')}`,
       fromFile: false,
     })
+  }
+  // No silent default provider: CERN's issuer only when asked for with SSOKIT_PRESET=cern.
+  const preset = env.SSOKIT_PRESET?.trim()
+  if (preset !== undefined && preset !== '' && preset !== 'cern') {
+    throw new ProxyConfigError(
+      `SSOKIT_PRESET must be cern (the only preset), not ${JSON.stringify(preset)}`,
+      'SSOKIT_PRESET',
+    )
+  }
+  if (!located.has('issuer') && preset === 'cern') {
+    located.set('issuer', { value: CERN_ISSUER, label: 'SSOKIT_PRESET', fromFile: false })
   }
   for (const [key, secretKey] of [
     ['clientSecretFile', 'clientSecret'],
@@ -367,11 +388,10 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
       located.set(secretKey, { value: secret, label: from.label, fromFile: false })
     }
   }
-  const preset = located.get('headerPreset')
+  const headerPreset = located.get('headerPreset')
   located.delete('headerPreset')
 
   const raw: Record<string, unknown> = {
-    issuer: CERN_ISSUER,
     host: '127.0.0.1',
     port: 4180,
     prefix: DEFAULT_PREFIX,
@@ -379,12 +399,12 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
     maxHeaderSize: 65_536,
   }
   for (const [key, { value }] of located) raw[key] = value
-  if (preset !== undefined) {
-    raw.headers = { ...(raw.headers as object | undefined), preset: preset.value }
+  if (headerPreset !== undefined) {
+    raw.headers = { ...(raw.headers as object | undefined), preset: headerPreset.value }
   }
-  for (const key of ['upstream', 'clientId', 'clientSecret', 'publicUrl'] as const) {
+  for (const key of ['upstream', 'issuer', 'clientId', 'clientSecret', 'publicUrl'] as const) {
     if (raw[key] === undefined) {
-      throw new ProxyConfigError(describeMissing(key), key)
+      throw new ProxyConfigError(describeMissing(key, envName), key)
     }
   }
 
@@ -394,7 +414,9 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
     const path = issue?.path ?? []
     const top = path[0] as Key | 'headers' | undefined
     let source = top === undefined ? undefined : located.get(top)
-    if (top === 'headers' && path[1] === 'preset' && preset !== undefined) source = preset
+    if (top === 'headers' && path[1] === 'preset' && headerPreset !== undefined) {
+      source = headerPreset
+    }
     if (issue?.code === 'unrecognized_keys') {
       const where = source?.fromFile === true ? `${input.file ?? ''}: ${pathLabel(path)}` : ''
       throw new ProxyConfigError(

@@ -7,6 +7,7 @@ import { CERN_ISSUER, loadProxyConfig, ProxyConfigError } from '@ssokit/proxy'
 
 const REQUIRED = {
   upstream: 'http://127.0.0.1:8000',
+  issuer: 'https://auth.example.org/realms/main',
   'client-id': 'my-app',
   'public-url': 'https://my-app.example',
 }
@@ -34,6 +35,7 @@ describe('proxy configuration', () => {
   it('reads tsgauth and SSOKIT_* variables, with defaults for the rest', async () => {
     const config = await loadProxyConfig({
       env: {
+        SSOKIT_PRESET: 'cern',
         SSOKIT_UPSTREAM: 'http://127.0.0.1:8000/',
         OIDC_CLIENT_ID: 'my-app',
         OIDC_CLIENT_SECRET: SECRET,
@@ -60,12 +62,58 @@ describe('proxy configuration', () => {
     assert.ok(Object.isFrozen(config) && Object.isFrozen(config.headers))
   })
 
+  it('has no default provider: OIDC_ISSUER, or SSOKIT_PRESET=cern for CERN', async () => {
+    const withoutIssuer: Record<string, string> = { ...REQUIRED }
+    delete withoutIssuer.issuer
+    const missing = await refusal(
+      loadProxyConfig({ flags: withoutIssuer, env: { OIDC_CLIENT_SECRET: SECRET } }),
+    )
+    assert.equal(
+      missing.message,
+      "issuer is not set: give --issuer, OIDC_ISSUER or issuer in the config file (SSOKIT_PRESET=cern for CERN's)",
+    )
+    const wrong = await refusal(
+      loadProxyConfig({
+        flags: REQUIRED,
+        env: { OIDC_CLIENT_SECRET: SECRET, SSOKIT_PRESET: 'keycloak' },
+      }),
+    )
+    assert.match(wrong.message, /^SSOKIT_PRESET must be cern/)
+  })
+
+  it('reads the OIDC_ names under TSGAUTH_OIDC_PREFIX', async () => {
+    const config = await loadProxyConfig({
+      flags: { upstream: REQUIRED.upstream, 'public-url': REQUIRED['public-url'] },
+      env: {
+        TSGAUTH_OIDC_PREFIX: 'APP_',
+        APP_OIDC_ISSUER: 'https://auth.example.org/realms/app',
+        APP_OIDC_CLIENT_ID: 'app',
+        APP_OIDC_CLIENT_SECRET: SECRET,
+        OIDC_CLIENT_ID: 'not-this-one',
+      },
+    })
+    assert.equal(config.issuer, 'https://auth.example.org/realms/app')
+    assert.equal(config.clientId, 'app')
+    const missing = await refusal(
+      loadProxyConfig({
+        flags: {
+          upstream: REQUIRED.upstream,
+          'public-url': REQUIRED['public-url'],
+          issuer: REQUIRED.issuer,
+        },
+        env: { TSGAUTH_OIDC_PREFIX: 'APP_', OIDC_CLIENT_ID: 'app', APP_OIDC_CLIENT_SECRET: SECRET },
+      }),
+    )
+    assert.match(missing.message, /^clientId is not set: give --client-id, APP_OIDC_CLIENT_ID or/)
+  })
+
   it('lets flags win over the environment, and the environment over the file', async () => {
     const file = join(dir, 'proxy.yaml')
     await writeFile(
       file,
       [
         'upstream: http://127.0.0.1:1111',
+        'issuer: https://auth.example.org/realms/main',
         'clientId: from-file',
         'publicUrl: https://file.example',
         'port: 9000',

@@ -21,7 +21,7 @@ user's identity in request headers. The proxy's own endpoints live under /_ssoki
 
 Options (each also from the environment or the --config file; flags win):
   --upstream <url>             The application, e.g. http://127.0.0.1:8000     SSOKIT_UPSTREAM
-  --issuer <url>               The provider (default CERN)                       OIDC_ISSUER
+  --issuer <url>               The provider (SSOKIT_PRESET=cern for CERN's)      OIDC_ISSUER
   --client-id <id>             The client registered at the provider             OIDC_CLIENT_ID
   --client-secret-file <file>  File holding the client secret    OIDC_CLIENT_SECRET (the secret)
   --public-url <url>           The origin browsers use, e.g. https://my-app.example

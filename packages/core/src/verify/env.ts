@@ -10,7 +10,7 @@ export type Environment = Readonly<Record<string, string | undefined>>
 
 /**
  * Every name any part of ssokit reads (`loadConfig`, `loadSessionConfig`,
- * `RedisSessionStore.fromEnv`). A new variable must be added here, or it is reported as unknown.
+ * `RedisSessionStore.fromEnv`, `ssokit proxy`). A new variable must be added here, or it is reported as unknown.
  */
 export const KNOWN_ENV_NAMES: ReadonlySet<string> = new Set([
   // tsgauth's names; the OIDC_ ones take TSGAUTH_OIDC_PREFIX.
@@ -41,6 +41,16 @@ export const KNOWN_ENV_NAMES: ReadonlySet<string> = new Set([
   'SSOKIT_CLIENT_KEY_ID',
   'SSOKIT_REDIS_URL',
   'SSOKIT_REDIS_KEY_PREFIX',
+  // `ssokit proxy` (@ssokit/proxy).
+  'SSOKIT_UPSTREAM',
+  'SSOKIT_CLIENT_SECRET_FILE',
+  'SSOKIT_SESSION_SECRET_FILE',
+  'SSOKIT_HOST',
+  'SSOKIT_PORT',
+  'SSOKIT_PREFIX',
+  'SSOKIT_HEADER_PRESET',
+  'SSOKIT_UPSTREAM_TIMEOUT',
+  'SSOKIT_MAX_HEADER_SIZE',
   // Set by ssokit's own test runner.
   'SSOKIT_TEST',
 ])
