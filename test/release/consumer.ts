@@ -56,6 +56,7 @@ import { requireAuth as honoAuth } from '@ssokit/hono'
 import { RedisSessionStore } from '@ssokit/redis'
 import { startIdp } from '@ssokit/idp'
 import { COMMANDS, parseOptions, portOption } from '@ssokit/cli'
+import { authFetch, clientCredentials, exchange, type TokenSource } from '@ssokit/client'
 
 const auth = createBearerAuthenticator({
   issuer: 'https://auth.example.org/auth/realms/example',
@@ -112,6 +113,16 @@ if (error instanceof SsoError) {
   void status
   void code
 }
+
+const source: TokenSource = clientCredentials({
+  cern: true,
+  clientId: 'my-app',
+  clientSecret: 'secret',
+  audience: 'other-api',
+})
+const other: TokenSource = exchange(source, { audience: 'third-api', refreshable: true })
+const call: (url: string) => Promise<Response> = authFetch(other)
+void call
 
 const values = parseOptions('serve', ['--port', '8080'], { port: portOption() })
 const port: number | undefined = values.port

@@ -245,6 +245,64 @@ describe('release: packed tarballs installed outside the workspace', () => {
     }
   })
 
+  it('calls a protected API with @ssokit/client and with ssokit token from the tarballs', async () => {
+    await writeFile(
+      join(project, 'server.mjs'),
+      await documentedExpressServer(new URL('../../docs/', import.meta.url)),
+    )
+    await writeFile(
+      join(project, 'client.mjs'),
+      `import { authFetch, clientCredentials } from '@ssokit/client'
+const [issuer, url] = process.argv.slice(2)
+const source = clientCredentials({ issuer, clientId: 'demo-app', clientSecret: process.env.SSOKIT_CLIENT_SECRET, audience: 'demo-api' })
+const response = await authFetch(source)(url)
+console.log(response.status, (await response.json()).subject)
+`,
+    )
+    const idp = await startServer(
+      ssokit(),
+      ['idp', '--port', '0'],
+      project,
+      /realm ready at (\S+)\n/,
+    )
+    const issuer = idp.ready[1] ?? ''
+    const app = await startServer(
+      'env',
+      [`OIDC_ISSUER=${issuer}`, 'OIDC_CLIENT_ID=demo-api', 'PORT=0', 'node', 'server.mjs'],
+      project,
+      /API on (\S+)\n/,
+    )
+    const url = app.ready[1] ?? ''
+    const env = [`SSOKIT_HOME=${join(base, 'ssokit-home')}`, 'SSOKIT_CLIENT_SECRET=demo-app-secret']
+    const script = await run('env', [...env, 'node', 'client.mjs', issuer, url], project)
+    ok(script, 'node client.mjs')
+    assert.equal(script.stdout, '200 service-account-demo-app\n')
+    const printed = await run(
+      'env',
+      [
+        ...env,
+        ssokit(),
+        'token',
+        '--issuer',
+        issuer,
+        '--client-id',
+        'demo-app',
+        '--audience',
+        'demo-api',
+      ],
+      project,
+    )
+    ok(printed, 'ssokit token')
+    const signed = await fetch(url, {
+      headers: { authorization: `Bearer ${printed.stdout.trim()}` },
+    })
+    assert.equal(signed.status, 200)
+    for (const server of [app, idp]) {
+      server.child.kill('SIGTERM')
+      await server.exited
+    }
+  })
+
   it('runs ssokit --help, --version and demo from the installed command', async () => {
     const help = await run(ssokit(), ['--help'], project)
     ok(help, 'ssokit --help')
