@@ -82,6 +82,12 @@ describe('ssokit demo (command line)', () => {
       stdout,
     )
     assert.ok(stdout.includes(`curl -H "Authorization: Bearer $TOKEN" ${app}/api/whoami`))
+    assert.ok(
+      stdout.includes(
+        `curl -H "Authorization: Bearer $(ssokit token --issuer ${issuer} --client-id demo-app)" ${app}/api/whoami`,
+      ),
+      stdout,
+    )
 
     const home = await fetch(`${app}/`, { headers: { accept: 'text/html' } })
     assert.equal(home.status, 200)
