@@ -25,7 +25,15 @@ import {
   listCredentials,
   type TokenSource,
 } from '../src/index.js'
-import { DEMO_APP, fakeJwt, json, startFixture, tempDir, userToken } from './helpers.js'
+import {
+  DEMO_APP,
+  fakeJwt,
+  json,
+  removeTempDirs,
+  startFixture,
+  tempDir,
+  userToken,
+} from './helpers.js'
 
 const CHILD = fileURLToPath(new URL('./fixtures/race-child.ts', import.meta.url))
 
@@ -61,7 +69,10 @@ describe('credential cache', () => {
   before(async () => {
     idp = await startIdp({ port: 0, rotateRefreshTokens: true })
   })
-  after(() => idp.close())
+  after(async () => {
+    await idp.close()
+    await removeTempDirs()
+  })
 
   const cached = (home: string, extra: Record<string, string> = {}) =>
     clientCredentials(

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { mkdtemp } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -9,8 +9,17 @@ import { loginWithPassword, type RunningIdp } from '@ssokit/idp'
 
 export const DEMO_APP = { clientId: 'demo-app', clientSecret: 'demo-app-secret' }
 
-export function tempDir(): Promise<string> {
-  return mkdtemp(join(tmpdir(), 'ssokit-client-'))
+const created: string[] = []
+
+export async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'ssokit-client-'))
+  created.push(dir)
+  return dir
+}
+
+/** Deletes every folder `tempDir` made. */
+export async function removeTempDirs(): Promise<void> {
+  await Promise.all(created.splice(0).map((dir) => rm(dir, { recursive: true, force: true })))
 }
 
 export function claimsOf(token: string): Record<string, unknown> {
