@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
-import { startIdp, type RunningIdp } from '@ssokit/idp'
+import { CookieJar, startIdp, type RunningIdp } from '@ssokit/idp'
+import { startRedis } from '../../../test/support/redis.js'
+import { finishLogin } from '../../../test/support/session-redis.js'
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 
@@ -174,5 +176,67 @@ describe('ssokit proxy command', () => {
     const [code] = (await once(child, 'close')) as [number | null]
     assert.equal(code, 0)
     assert.match(stdout, /Received SIGTERM, stopping\./)
+  })
+
+  it('shares sessions between two proxies through --redis-url; a sign-out on one ends it on both', async () => {
+    const redis = await startRedis()
+    const children: ChildProcess[] = []
+    try {
+      const env = {
+        OIDC_CLIENT_SECRET: 'demo-app-secret',
+        SSOKIT_SESSION_SECRET: 's'.repeat(40),
+        SSOKIT_REDIS_URL: redis.url,
+      }
+      const bases: string[] = []
+      for (let i = 0; i < 2; i++) {
+        const port = await freePort()
+        const child = start(
+          [
+            '--upstream',
+            'http://127.0.0.1:9',
+            '--issuer',
+            idp.issuer,
+            '--client-id',
+            'demo-app',
+            '--public-url',
+            `http://localhost:${port}`,
+            '--port',
+            String(port),
+          ],
+          env,
+        )
+        children.push(child)
+        let stdout = ''
+        child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()))
+        while (!stdout.includes('Endpoints')) await once(child.stdout!, 'data')
+        assert.match(stdout, /Sessions +Redis at redis:\/\/127\.0\.0\.1:/)
+        bases.push(`http://localhost:${port}`)
+      }
+      const [a = '', b = ''] = bases
+      const jar = new CookieJar()
+      const begin = await jar.fetch(`${a}/_ssokit/login?returnTo=/`)
+      const { callback } = await finishLogin(
+        idp.issuer,
+        begin.headers.get('location') ?? '',
+        'alice',
+        jar,
+      )
+      assert.equal(callback.status, 302)
+      // Signed in through A; B opens the same session (the upstream is down: 502, not 401).
+      const json = { accept: 'application/json' }
+      assert.equal((await jar.fetch(`${b}/app`, { headers: json })).status, 502)
+      const logout = await jar.fetch(`${a}/_ssokit/logout`, {
+        method: 'POST',
+        headers: { origin: a, 'sec-fetch-site': 'same-origin' },
+      })
+      assert.ok(logout.status === 302 || logout.status === 303, String(logout.status))
+      assert.equal((await jar.fetch(`${b}/app`, { headers: json })).status, 401)
+    } finally {
+      for (const child of children) {
+        child.kill('SIGTERM')
+        if (child.exitCode === null) await once(child, 'close')
+      }
+      await redis.stop()
+    }
   })
 })
