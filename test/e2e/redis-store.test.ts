@@ -51,7 +51,11 @@ describe('RedisSessionStore on a real redis-server', () => {
       const release = await store.lock('refresh:one', 30)
       assert.ok(release)
       const keys = await allKeys(raw)
-      assert.equal(keys.length, 6, `3 sessions, 2 indexes and 1 lock, got ${keys.join(', ')}`)
+      assert.equal(
+        keys.length,
+        7,
+        `3 sessions, 2 indexes, 1 age index and 1 lock, got ${keys.join(', ')}`,
+      )
       for (const key of keys) {
         assert.ok(key.startsWith('app1:'), `${key} is under the prefix`)
         const pttl = await raw.pttl(key)
@@ -71,7 +75,7 @@ describe('RedisSessionStore on a real redis-server', () => {
         'an index TTL is stretched, never shortened',
       )
       await release()
-      assert.equal((await allKeys(raw)).length, 5, 'a released lock leaves no key')
+      assert.equal((await allKeys(raw)).length, 6, 'a released lock leaves no key')
     } finally {
       await store.close()
     }
@@ -85,6 +89,60 @@ describe('RedisSessionStore on a real redis-server', () => {
         assert.ok(key.startsWith('ssokit:'), `${key} is under the default prefix`)
     } finally {
       await plain.close()
+    }
+  })
+
+  it('H05 one subject past maxSessionsPerSubject loses its oldest sessions, atomically and on every instance', async () => {
+    const ns = randomUUID()
+    const a = new RedisSessionStore({
+      url: redis.url,
+      keyPrefix: `${ns}:`,
+      maxSessionsPerSubject: 5,
+    })
+    const b = new RedisSessionStore({
+      url: redis.url,
+      keyPrefix: `${ns}:`,
+      maxSessionsPerSubject: 5,
+    })
+    try {
+      await a.set('bob', { subject: 'bob', sid: 'sid-bob', data: 'bob' }, 600)
+      for (let i = 0; i < 5; i++)
+        await a.set(`m${i}`, { subject: 'mallory', sid: undefined, data: `m${i}` }, 600)
+      // Instance b has the oldest in its process cache; a's next sign-in evicts it from both.
+      assert.equal((await b.get('m0'))?.data, 'm0')
+      await a.set('m5', { subject: 'mallory', sid: undefined, data: 'm5' }, 600)
+      assert.equal(await b.get('m0'), undefined)
+      assert.equal(await a.get('m0'), undefined)
+      assert.equal((await b.get('m1'))?.data, 'm1')
+      // Twenty sign-ins at once, on two instances: the cap still holds, exactly.
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          (i % 2 === 0 ? a : b).set(
+            `p${i}`,
+            { subject: 'mallory', sid: undefined, data: `p${i}` },
+            600,
+          ),
+        ),
+      )
+      const ids = [
+        ...Array.from({ length: 6 }, (_, i) => `m${i}`),
+        ...Array.from({ length: 20 }, (_, i) => `p${i}`),
+      ]
+      const live = (await Promise.all(ids.map((id) => a.get(id)))).filter(
+        (got) => got !== undefined,
+      )
+      assert.equal(live.length, 5)
+      assert.equal(await raw.zcard(`${ns}:age:mallory`), 5)
+      assert.equal((await a.get('bob'))?.data, 'bob', "another user's session is kept")
+      assert.equal(await a.deleteBySubject('mallory'), 5)
+      assert.equal(await raw.zcard(`${ns}:age:mallory`), 0)
+      assert.throws(
+        () => new RedisSessionStore({ url: redis.url, maxSessionsPerSubject: 0 }),
+        SsoTypeError,
+      )
+    } finally {
+      await a.close()
+      await b.close()
     }
   })
 
@@ -145,7 +203,11 @@ describe('RedisSessionStore on a real redis-server', () => {
   })
 
   it('keeps a busy index small by dropping ids whose sessions were evicted', async () => {
-    const store = new RedisSessionStore({ url: redis.url, keyPrefix: 'busy:' })
+    const store = new RedisSessionStore({
+      url: redis.url,
+      keyPrefix: 'busy:',
+      maxSessionsPerSubject: 100,
+    })
     try {
       for (let i = 0; i < 70; i++)
         await store.set(`id${i}`, { subject: 'busy', sid: undefined, data: 'd' }, 60)

@@ -44,6 +44,12 @@ export interface RedisSessionStoreOptions {
   readonly tls?: boolean | TlsOptions
   /** Prefix of every key the store writes. Default `ssokit:`. */
   readonly keyPrefix?: string
+  /**
+   * Most sessions of one subject kept at once; past it that subject's oldest sessions (by when
+   * they were created) are deleted, so one account signing in over and over evicts only its own
+   * sessions, never other users'. Default 50.
+   */
+  readonly maxSessionsPerSubject?: number
   /** Longest wait for one command, in milliseconds, before answering "unavailable". Default 1000. */
   readonly commandTimeout?: number
   /** Longest wait for a connection, in milliseconds. Default 1000. */
@@ -69,6 +75,7 @@ export interface RedisSessionCacheOptions {
 
 export interface ResolvedOptions {
   readonly keyPrefix: string
+  readonly maxSessionsPerSubject: number
   readonly commandTimeout: number
   readonly connectTimeout: number
   readonly cache: { readonly maxEntries: number; readonly maxStaleness: number } | undefined
@@ -76,6 +83,7 @@ export interface ResolvedOptions {
 
 export const DEFAULT_KEY_PREFIX = 'ssokit:'
 const DEFAULT_TIMEOUT_MS = 1000
+const DEFAULT_MAX_SESSIONS_PER_SUBJECT = 50
 const DEFAULT_CACHE_ENTRIES = 10_000
 const DEFAULT_MAX_STALENESS_MS = 1000
 const MAX_RECONNECT_DELAY_MS = 2000
@@ -155,6 +163,12 @@ export function resolveOptions(options: RedisSessionStoreOptions): ResolvedOptio
   }
   return Object.freeze({
     keyPrefix,
+    maxSessionsPerSubject: positive(
+      'maxSessionsPerSubject',
+      options.maxSessionsPerSubject,
+      DEFAULT_MAX_SESSIONS_PER_SUBJECT,
+      '',
+    ),
     commandTimeout: timeout('commandTimeout', options.commandTimeout),
     connectTimeout: timeout('connectTimeout', options.connectTimeout),
     cache: cacheOptions(options.cache),

@@ -6,7 +6,7 @@ import { createClient, optionsFromEnv, resolveOptions, targetOf } from './option
 import type { RedisSessionStoreOptions, ResolvedOptions } from './options.js'
 import { MISS, SessionCache, type CacheRead } from './cache.js'
 import { decodeSession as decode, encodeSession as encode } from './record.js'
-import { DELETE_IF_OWNED, INDEX_ADD, RELEASE_LOCK } from './scripts.js'
+import { CAP_SUBJECT, DELETE_IF_OWNED, INDEX_ADD, RELEASE_LOCK } from './scripts.js'
 import { Tracking } from './tracking.js'
 import { describeRedisFailure, isDbOutOfRange, RedisProblem, type RedisTarget } from './problems.js'
 
@@ -53,6 +53,7 @@ const READY_PROBE_ID = 'ready-probe'
  * of the application and kept across restarts.
  *
  * Keys (after `keyPrefix`): `s:<id>` the session, `sub:<subject>` and `sid:<sid>` index sets,
+ * `age:<subject>` the subject's sessions by creation time (for `maxSessionsPerSubject`),
  * `lock:<name>` locks. Every key carries a TTL, so an eviction policy of `volatile-*` or
  * `allkeys-*` only ever drops sessions early (the user logs in again), never corrupts them. Every
  * command touches one key, so nothing depends on keys sharing a Cluster slot. Needs Redis 6.2+.
@@ -268,6 +269,7 @@ export class RedisSessionStore implements SessionStore {
         ),
       )
       if (previous) await this.#unindex(id, previous, session)
+      await this.#capSubject(session.subject, id, ms)
     })
   }
 
@@ -375,7 +377,7 @@ export class RedisSessionStore implements SessionStore {
     this.#client.disconnect()
   }
 
-  #key(kind: 's' | 'sub' | 'sid' | 'lock', name: string): string {
+  #key(kind: 's' | 'sub' | 'sid' | 'age' | 'lock', name: string): string {
     return `${this.#options.keyPrefix}${kind}:${name}`
   }
 
@@ -397,6 +399,29 @@ export class RedisSessionStore implements SessionStore {
     if (gone.length > 0) await this.#call(() => this.#client.srem(indexKey, ...gone))
   }
 
+  /**
+   * Ends the subject's oldest sessions past `maxSessionsPerSubject`: the script picks them
+   * atomically; each is then deleted only if it still belongs to the subject. The `sub:` index
+   * keeps listing a picked session until it is gone, so back-channel logout always reaches it.
+   */
+  async #capSubject(subject: string, id: string, ms: number): Promise<void> {
+    const max = this.#options.maxSessionsPerSubject
+    const evicted = await this.#call(() =>
+      this.#client.eval(CAP_SUBJECT, 1, this.#key('age', subject), id, ms, max),
+    )
+    if (!Array.isArray(evicted) || evicted.length === 0) return
+    const ids = evicted.filter((value): value is string => typeof value === 'string')
+    await Promise.all(
+      ids.map((victim) => {
+        const key = this.#key('s', victim)
+        return this.#changing([key], () =>
+          this.#call(() => this.#client.eval(DELETE_IF_OWNED, 1, key, 'sub', subject)),
+        )
+      }),
+    )
+    if (ids.length > 0) await this.#call(() => this.#client.srem(this.#key('sub', subject), ...ids))
+  }
+
   async #unindex(
     id: string,
     previous: StoredSession,
@@ -405,6 +430,7 @@ export class RedisSessionStore implements SessionStore {
     const stale: Promise<number>[] = []
     if (previous.subject !== next?.subject) {
       stale.push(this.#call(() => this.#client.srem(this.#key('sub', previous.subject), id)))
+      stale.push(this.#call(() => this.#client.zrem(this.#key('age', previous.subject), id)))
     }
     const sid = previous.sid
     if (sid !== undefined && sid !== next?.sid) {
@@ -426,7 +452,10 @@ export class RedisSessionStore implements SessionStore {
       }),
     )
     // Only the ids examined are removed: one added meanwhile by a concurrent login stays indexed.
-    await this.#call(() => this.#client.srem(indexKey, ...ids))
+    await Promise.all([
+      this.#call(() => this.#client.srem(indexKey, ...ids)),
+      kind === 'sub' ? this.#call(() => this.#client.zrem(this.#key('age', value), ...ids)) : 0,
+    ])
     return deleted.reduce<number>((sum, n) => sum + (n === 1 ? 1 : 0), 0)
   }
 

@@ -7,6 +7,12 @@ export interface MemorySessionStoreOptions {
    * of logins costs bounded memory. Locks are capped at the same number. Default 10 000.
    */
   readonly maxSessions?: number
+  /**
+   * Most sessions of one subject kept at once; past it that subject's oldest sessions (by when
+   * they were created) are deleted, so one account signing in over and over evicts only its own
+   * sessions, never other users'. Default 50.
+   */
+  readonly maxSessionsPerSubject?: number
   /** How often expired entries are swept, in milliseconds. Default 60 000. */
   readonly sweepIntervalMs?: number
   /** Expert hook for tests: the clock, in milliseconds since the epoch. Default `Date.now`. */
@@ -24,6 +30,8 @@ interface Lock {
 }
 
 const DEFAULT_MAX_SESSIONS = 10_000
+/** The default cap of sessions per subject, in every store ssokit ships. */
+export const DEFAULT_MAX_SESSIONS_PER_SUBJECT = 50
 const DEFAULT_SWEEP_INTERVAL_MS = 60_000
 
 /** Timers in Node have `unref`, which keeps a sweep from holding the process open; others may not. */
@@ -76,11 +84,17 @@ export class MemorySessionStore implements SessionStore {
   readonly #bySid = new Map<string, Set<string>>()
   readonly #locks = new Map<string, Lock>()
   readonly #max: number
+  readonly #maxPerSubject: number
   readonly #now: () => number
   #timer: ReturnType<typeof setInterval> | undefined
 
   constructor(options: MemorySessionStoreOptions = {}) {
     this.#max = positiveInteger('maxSessions', options.maxSessions, DEFAULT_MAX_SESSIONS)
+    this.#maxPerSubject = positiveInteger(
+      'maxSessionsPerSubject',
+      options.maxSessionsPerSubject,
+      DEFAULT_MAX_SESSIONS_PER_SUBJECT,
+    )
     const interval = positiveInteger(
       'sweepIntervalMs',
       options.sweepIntervalMs,
@@ -113,10 +127,20 @@ export class MemorySessionStore implements SessionStore {
   set(id: string, session: StoredSession, ttlSeconds: number): Promise<void> {
     const ttlMs = checkTtl(ttlSeconds)
     if (ttlMs instanceof Error) return Promise.reject(ttlMs)
-    this.#remove(id)
     const copy: StoredSession = { subject: session.subject, sid: session.sid, data: session.data }
-    this.#sessions.set(id, { session: copy, expiresAt: this.#now() + ttlMs })
-    addToIndex(this.#bySubject, copy.subject, id)
+    const entry: Entry = { session: copy, expiresAt: this.#now() + ttlMs }
+    const previous = this.#sessions.get(id)
+    if (previous !== undefined && previous.session.subject === copy.subject) {
+      // Rewritten by its owner (a refresh): it keeps its age among the subject's sessions.
+      this.#sessions.delete(id)
+      if (previous.session.sid !== undefined) removeFromIndex(this.#bySid, previous.session.sid, id)
+      this.#sessions.set(id, entry)
+    } else {
+      this.#remove(id)
+      this.#sessions.set(id, entry)
+      addToIndex(this.#bySubject, copy.subject, id)
+      this.#capSubject(copy.subject, id)
+    }
     if (copy.sid !== undefined) addToIndex(this.#bySid, copy.sid, id)
     while (this.#sessions.size > this.#max) {
       const oldest = this.#sessions.keys().next()
@@ -194,6 +218,18 @@ export class MemorySessionStore implements SessionStore {
       }
     }
     return count
+  }
+
+  /** Deletes the subject's oldest sessions (expired ones first) past the per-subject cap. */
+  #capSubject(subject: string, keep: string): void {
+    const over = (): boolean => (this.#bySubject.get(subject)?.size ?? 0) > this.#maxPerSubject
+    if (!over()) return
+    // Index sets keep insertion order, which is creation order: the first ids are the oldest.
+    for (const id of [...(this.#bySubject.get(subject) ?? [])]) this.#live(id)
+    for (const id of [...(this.#bySubject.get(subject) ?? [])]) {
+      if (!over()) return
+      if (id !== keep) this.#remove(id)
+    }
   }
 
   #remove(id: string): void {

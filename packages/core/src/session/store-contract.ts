@@ -22,6 +22,11 @@ export interface SessionStoreContractOptions {
   readonly shortTtlSeconds?: number
   /** Timeout of the whole suite in ms, so a hanging store fails instead of stalling. Default 60 000. */
   readonly timeoutMs?: number
+  /**
+   * The cap of sessions per subject the factory's stores keep (`maxSessionsPerSubject`).
+   * Default 50, the default of the stores ssokit ships.
+   */
+  readonly maxSessionsPerSubject?: number
 }
 
 const LONG_TTL = 600
@@ -54,6 +59,7 @@ export function runSessionStoreContract(
 ): void {
   const shortTtl = options.shortTtlSeconds ?? 1
   const timeout = options.timeoutMs ?? 60_000
+  const perSubject = options.maxSessionsPerSubject ?? 50
 
   /** Runs a case against a fresh store, with a fresh namespace for its ids and subjects. */
   function withStore(
@@ -340,6 +346,36 @@ export function runSessionStoreContract(
         )
         assert.equal(await store.deleteBySubject(`${ns}:subject?`), 0)
         assert.equal(await store.deleteBySubject(subject), ids.length - 1)
+      }),
+    )
+
+    it(
+      'H05 caps the sessions of one subject: its oldest go first, other users keep theirs',
+      withStore(async (store, ns) => {
+        const bystander = session(`${ns}-bob`, `${ns}-bob-sid`, 'bob')
+        await store.set(`${ns}-bob`, bystander, LONG_TTL)
+        const subject = `${ns}-mallory`
+        const ids = Array.from({ length: perSubject + 5 }, (_, i) => `${ns}-m${i}`)
+        const mine = (i: number) => session(subject, `${ns}-msid${i}`, `m${i}`)
+        for (const [i, id] of ids.slice(0, perSubject).entries())
+          await store.set(id, mine(i), LONG_TTL)
+        // Rewritten by its owner (a refresh), the oldest session is still the oldest.
+        await store.set(ids[0] ?? '', { ...mine(0), data: 'refreshed' }, LONG_TTL)
+        for (const [i, id] of ids.entries()) {
+          if (i >= perSubject) await store.set(id, mine(i), LONG_TTL)
+        }
+        for (const [i, id] of ids.entries()) {
+          await assertSession(
+            store,
+            id,
+            i < 5 ? undefined : mine(i),
+            i < 5 ? `the oldest session ${i} should be gone` : `session ${i} should be kept`,
+          )
+        }
+        await assertSession(store, `${ns}-bob`, bystander, "another user's session is kept")
+        assert.equal(await store.deleteBySid(`${ns}-msid0`), 0)
+        assert.equal(await store.deleteBySubject(subject), perSubject)
+        assert.equal(await store.deleteBySubject(bystander.subject), 1)
       }),
     )
 

@@ -18,6 +18,44 @@ function session(subject: string, data = subject, sid?: string): StoredSession {
 }
 
 describe('MemorySessionStore bounds', () => {
+  it('H05 one account signing in over and over evicts only its own oldest sessions, not idle users', async () => {
+    const store = new MemorySessionStore({ maxSessions: 100 })
+    try {
+      await store.set('idle-bob', session('bob', 'bob', 'sid-bob'), 600)
+      await store.set('idle-carol', session('carol'), 600)
+      for (let i = 0; i < 1000; i++) await store.set(`m${i}`, session('mallory', `m${i}`), 600)
+      assert.equal((await store.get('idle-bob'))?.data, 'bob')
+      assert.equal((await store.get('idle-carol'))?.data, 'carol')
+      assert.equal(store.size, 52)
+      assert.equal(await store.get('m949'), undefined)
+      assert.equal((await store.get('m950'))?.data, 'm950')
+      assert.equal(await store.deleteBySubject('mallory'), 50)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('H05 maxSessionsPerSubject is configurable; expired sessions of the subject go before live ones', async () => {
+    let now = 0
+    const store = new MemorySessionStore({ maxSessionsPerSubject: 2, now: () => now })
+    try {
+      await store.set('live', session('alice', 'live'), 600)
+      await store.set('short', session('alice', 'short'), 1)
+      now += 2000
+      await store.set('new', session('alice', 'new'), 600)
+      assert.equal((await store.get('live'))?.data, 'live', 'the expired one made room')
+      await store.set('newer', session('alice', 'newer'), 600)
+      assert.equal(await store.get('live'), undefined)
+      assert.deepEqual(
+        [(await store.get('new'))?.data, (await store.get('newer'))?.data],
+        ['new', 'newer'],
+      )
+      assert.throws(() => new MemorySessionStore({ maxSessionsPerSubject: 0 }), SsoTypeError)
+    } finally {
+      await store.close()
+    }
+  })
+
   it('evicts the least recently used session past maxSessions, keeping indexes exact', async () => {
     const store = new MemorySessionStore({ maxSessions: 3 })
     try {
