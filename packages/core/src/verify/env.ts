@@ -51,6 +51,13 @@ export const KNOWN_ENV_NAMES: ReadonlySet<string> = new Set([
   'SSOKIT_HEADER_PRESET',
   'SSOKIT_UPSTREAM_TIMEOUT',
   'SSOKIT_MAX_HEADER_SIZE',
+  // The client side (@ssokit/client, ssokit token | status | logout).
+  'SSOKIT_HOME',
+  'SSOKIT_CLIENT_SECRET',
+  'TSGAUTH_AUTHDIR',
+  'TSGAUTH_FORCE_USE_AUTHFILE',
+  'TSGAUTH_FORCE_DONT_USE_AUTHFILE',
+  'TSGAUTH_LOGLEVEL',
   // Set by ssokit's own test runner.
   'SSOKIT_TEST',
 ])
@@ -84,15 +91,10 @@ const NOT_USED: Readonly<Record<string, string>> = {
     'ssokit always sets its own session cookie (__Host-, HttpOnly, Secure, SameSite=Lax)',
   OIDC_SESSION_COOKIE_PERMANENT:
     'ssokit session cookies always last OIDC_SESSION_LIFETIME (or until logout)',
-  TSGAUTH_LOGLEVEL: 'ssokit reports through the onEvent hook, or warnings and errors on stderr',
-  TSGAUTH_AUTHDIR: 'it configures the tsgauth client, which ssokit does not replace here',
-  TSGAUTH_FORCE_USE_AUTHFILE:
-    'it configures the tsgauth client, which ssokit does not replace here',
-  TSGAUTH_FORCE_DONT_USE_AUTHFILE:
-    'it configures the tsgauth client, which ssokit does not replace here',
   TSGAUTH_CLIENT_ID: 'it is a name of tsgauth’s tests: set OIDC_CLIENT_ID',
   TSGAUTH_CLIENT_SECRET: 'it is a name of tsgauth’s tests: set OIDC_CLIENT_SECRET',
-  CERNSSO_TOKEN_DIR: 'it configured old tsgauth clients, which ssokit does not replace here',
+  CERNSSO_TOKEN_DIR:
+    'it configured old tsgauth clients: @ssokit/client reads SSOKIT_HOME or TSGAUTH_AUTHDIR',
 }
 
 /** The families of names ssokit looks at (`ODIC_` is a misspelling found in tsgauth's README). */

@@ -84,8 +84,7 @@ describe('unknown and unused environment variables', () => {
       ['OIDC_SESSION_CLAIMS_LIFETIME', /set OIDC_SESSION_LIFETIME/],
       ['OIDC_REDIS_HOST', /set OIDC_SESSION_STORE_HOST/],
       ['OIDC_SESSION_COOKIE_SAMESITE', /SameSite=Lax/],
-      ['TSGAUTH_LOGLEVEL', /onEvent/],
-      ['TSGAUTH_AUTHDIR', /tsgauth client/],
+      ['CERNSSO_TOKEN_DIR', /TSGAUTH_AUTHDIR/],
       ['TSGAUTH_CLIENT_ID', /set OIDC_CLIENT_ID/],
     ]
     for (const [name, why] of cases) {
@@ -94,6 +93,19 @@ describe('unknown and unused environment variables', () => {
       assert.equal(event.name, name)
       assert.match(event.message, new RegExp(`^${name} is ignored: `))
       assert.match(event.message, why)
+    }
+  })
+
+  test("the client's cache variables, tsgauth's among them, are known names", () => {
+    for (const name of [
+      'SSOKIT_HOME',
+      'SSOKIT_CLIENT_SECRET',
+      'TSGAUTH_AUTHDIR',
+      'TSGAUTH_LOGLEVEL',
+    ]) {
+      const events: unknown[] = []
+      loadConfig({ ...BASE, [name]: 'x' }, { onEvent: (event) => events.push(event) })
+      assert.deepEqual(events, [], name)
     }
   })
 
