@@ -136,7 +136,7 @@ export function hostOption(): ValueOption<string> {
     parse(raw) {
       const bare = raw.startsWith('[') && raw.endsWith(']') ? raw.slice(1, -1) : raw
       if (isIP(bare) !== 0) return bare
-      // All digits and dots but not an IPv4 address (999.1.1.1) is a typo, not a host name.
+      // All digits and dots but not an IPv4 address (127.0.0.999) is a typo, not a host name.
       const name =
         !/^[\d.]+$/.test(bare) &&
         bare.length <= 253 &&

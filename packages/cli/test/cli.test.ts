@@ -69,8 +69,8 @@ describe('ssokit command line', () => {
         '--realm must be letters, digits, ".", "_" and "-", starting with a letter or digit, not "a b"',
       ],
       [
-        ['idp', '--host', '999.1.1.1'],
-        '--host must be an IP address or a host name, not "999.1.1.1"',
+        ['idp', '--host', '127.0.0.999'],
+        '--host must be an IP address or a host name, not "127.0.0.999"',
       ],
       [['demo', '--bogus'], 'unknown option --bogus'],
       [['idp', '--bogus'], 'unknown option --bogus'],

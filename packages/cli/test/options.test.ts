@@ -51,7 +51,7 @@ describe('parseOptions', () => {
       [['--port', 'abc'], '--port must be a port number from 0 to 65535, not "abc"'],
       [['--port', '65536'], '--port must be a port number from 0 to 65535, not "65536"'],
       [['--port', '-1'], '--port needs a value'],
-      [['--host', '999.1.1.1'], '--host must be an IP address or a host name, not "999.1.1.1"'],
+      [['--host', '127.0.0.999'], '--host must be an IP address or a host name, not "127.0.0.999"'],
       [['--host', 'a b'], '--host must be an IP address or a host name, not "a b"'],
       [
         ['--realm', 'a b'],

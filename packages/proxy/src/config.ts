@@ -239,10 +239,10 @@ const FILE_KEYS: ReadonlySet<string> = new Set(
   Object.keys(SOURCES).filter((key) => key !== 'headerPreset'),
 )
 
-async function readFileSetting(path: string, label: string): Promise<string> {
-  let content: string
+/** The text of a file a setting names; a file that cannot be read is an error naming `label`. */
+async function readSettingFile(path: string, label: string): Promise<string> {
   try {
-    content = await readFile(path, 'utf8')
+    return await readFile(path, 'utf8')
   } catch (error) {
     const code =
       typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : ''
@@ -251,23 +251,17 @@ async function readFileSetting(path: string, label: string): Promise<string> {
       label,
     )
   }
+}
+
+async function readFileSetting(path: string, label: string): Promise<string> {
+  const content = await readSettingFile(path, label)
   const value = content.trim()
   if (value === '') throw new ProxyConfigError(`${label}: ${JSON.stringify(path)} is empty`, label)
   return value
 }
 
 async function readConfigFile(path: string): Promise<Record<string, unknown>> {
-  let content: string
-  try {
-    content = await readFile(path, 'utf8')
-  } catch (error) {
-    const code =
-      typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : ''
-    throw new ProxyConfigError(
-      `--config: cannot read ${JSON.stringify(path)}${code === '' ? '' : ` (${code})`}`,
-      '--config',
-    )
-  }
+  const content = await readSettingFile(path, '--config')
   let parsed: unknown
   try {
     parsed = parseYaml(content)

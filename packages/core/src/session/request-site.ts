@@ -11,7 +11,7 @@ export function requestSite(request: Request, publicOrigin: string): RequestSite
   if (fetchSite !== undefined) {
     // `none`: typed in the address bar, a bookmark, another application; no page asked for it.
     if (fetchSite === 'same-origin' || fetchSite === 'none') return 'same-origin'
-    // `same-site` is a sibling host, as foreign to this origin's sessions as any other site.
+    // `same-site` is a sibling host, as foreign to this origin's sessions as every other site.
     return 'cross-site'
   }
   // Browsers that predate Sec-Fetch-Site still send Origin on every cross-origin POST.
