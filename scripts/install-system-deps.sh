@@ -10,6 +10,14 @@ needed=(
   "/usr/bin/openssl:openssl"
   "/usr/bin/glewlwyd:glewlwyd"
   "/usr/bin/sqlite3:sqlite3"
+  "/usr/sbin/krb5kdc:krb5-kdc"
+  "/usr/sbin/kadmin.local:krb5-admin-server"
+  "/usr/bin/kinit:krb5-user"
+  "/usr/bin/krb5-config:libkrb5-dev"
+  "/usr/bin/g++:build-essential"
+  "/usr/bin/make:build-essential"
+  "/usr/bin/python3:python3"
+  "/usr/bin/curl:curl"
 )
 missing=()
 for pair in "${needed[@]}"; do
