@@ -1,32 +1,112 @@
 /**
  * Kerberos single sign-on against a real MIT KDC started once for this file: its own realm on
- * 127.0.0.1, principals for two users and HTTP/localhost, tickets from kinit.
+ * 127.0.0.1, principals for two users and HTTP/localhost, tickets from kinit, and the idp
+ * accepting SPNEGO with the KDC's keytab.
  */
 import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import kerberos from 'kerberos'
+import { Secret, TOTP } from 'otpauth'
+import { CookieJar, startIdp, type IdpConfig, type RunningIdp } from '@ssokit/idp'
 import { startKdc, type RunningKdc } from '../support/kdc.js'
 
+const OTP_SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
+const REDIRECT = 'http://localhost:8765/callback'
+
 let kdc: RunningKdc
+let idp: RunningIdp
+let aliceCache: string
+
+function realmConfig(): IdpConfig {
+  return {
+    realm: 'krb',
+    users: [
+      { username: 'alice', password: 'alice' },
+      { username: 'bob', password: 'bob', otp_secret: OTP_SECRET },
+    ],
+    clients: [
+      {
+        client_id: 'cli',
+        grant_types: ['authorization_code', 'refresh_token'],
+        redirect_uris: ['http://localhost:*/*', 'http://127.0.0.1:*/*'],
+      },
+    ],
+    kerberos: { keytab: kdc.keytab, realm: kdc.realm },
+  }
+}
+
+function totp(offsetSteps = 0): string {
+  const generator = new TOTP({ secret: Secret.fromBase32(OTP_SECRET), digits: 6, period: 30 })
+  return generator.generate({ timestamp: Date.now() + offsetSteps * 30_000 })
+}
+
+/** A SPNEGO token for `HTTP@127.0.0.1` from the ticket cache `ccache`. */
+async function spnego(ccache: string): Promise<string> {
+  process.env.KRB5CCNAME = ccache
+  const client = await kerberos.initializeClient('HTTP@127.0.0.1', {
+    mechOID: kerberos.GSS_MECH_OID_SPNEGO,
+  })
+  return client.step('')
+}
+
+function authorizeUrl(): string {
+  const verifier = randomBytes(32).toString('base64url')
+  const url = new URL(`${idp.issuer}/protocol/openid-connect/auth`)
+  url.search = new URLSearchParams({
+    client_id: 'cli',
+    response_type: 'code',
+    scope: 'openid',
+    redirect_uri: REDIRECT,
+    state: 'st',
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge_method: 'S256',
+  }).toString()
+  return url.href
+}
+
+/** Follows the idp's redirects from `url` until a page (200/4xx) or a redirect off the idp. */
+async function walk(jar: CookieJar, url: string, init: RequestInit = {}) {
+  let current = url
+  let response = await jar.fetch(current, init)
+  for (let hop = 0; hop < 10; hop++) {
+    const location = response.headers.get('location')
+    if (response.status < 300 || response.status >= 400 || location === null) break
+    const next = new URL(location, current).href
+    if (!next.startsWith(idp.issuer)) return { response, url: next, html: '' }
+    await response.body?.cancel()
+    current = next
+    response = await jar.fetch(current)
+  }
+  return { response, url: current, html: await response.text() }
+}
+
+function attribute(html: string, id: string, name: string): string | undefined {
+  const tag = new RegExp(`<[^>]*id="${id}"[^>]*>`).exec(html)?.[0]
+  const value = tag === undefined ? undefined : new RegExp(`${name}="([^"]*)"`).exec(tag)?.[1]
+  return value?.replace(/&amp;/g, '&')
+}
+
+function errorText(html: string): string | undefined {
+  return /id="kc-error-message"[^>]*>([^<]*)</.exec(html)?.[1]
+}
 
 before(async () => {
   kdc = await startKdc()
-  // The GSSAPI library reads these from the process environment.
+  // The GSSAPI library reads its configuration from the process environment.
   process.env.KRB5_CONFIG = kdc.krb5Config
-  process.env.KRB5_KTNAME = kdc.keytab
+  aliceCache = await kdc.kinit('alice', 'alice-pw')
+  idp = await startIdp({ port: 0, config: realmConfig() })
 })
 
 after(async () => {
+  await idp.close()
   await kdc.stop()
 })
 
 describe('the test realm', () => {
   it('issues a ticket that a keytab-backed acceptor takes as SPNEGO', async () => {
-    process.env.KRB5CCNAME = await kdc.kinit('alice', 'alice-pw')
-    const client = await kerberos.initializeClient('HTTP@localhost', {
-      mechOID: kerberos.GSS_MECH_OID_SPNEGO,
-    })
-    const token = await client.step('')
+    const token = await spnego(aliceCache)
     const server = await kerberos.initializeServer('')
     await server.step(token)
     assert.equal(server.username, 'alice@SSOKIT.TEST')
@@ -35,5 +115,95 @@ describe('the test realm', () => {
 
   it('refuses a wrong password at kinit', async () => {
     await assert.rejects(kdc.kinit('bob', 'wrong'), /kinit/)
+  })
+})
+
+describe('idp: Kerberos sign-in', () => {
+  it('offers "Sign in with Kerberos", answering Negotiate and taking a ticket', async () => {
+    const jar = new CookieJar()
+    const login = await walk(jar, authorizeUrl())
+    const href = attribute(login.html, 'social-kerberos', 'href')
+    assert.ok(href, 'the login page links to Kerberos')
+    const endpoint = new URL(href, login.url).href
+    const challenge = await jar.fetch(endpoint)
+    assert.equal(challenge.status, 401)
+    assert.equal(challenge.headers.get('www-authenticate'), 'Negotiate')
+    await challenge.body?.cancel()
+    const before = idp.kerberosExchanges
+    const done = await walk(jar, endpoint, {
+      headers: { authorization: `Negotiate ${await spnego(aliceCache)}` },
+    })
+    assert.equal(idp.kerberosExchanges, before + 1)
+    assert.ok(done.url.startsWith(REDIRECT), done.url)
+    assert.ok(new URL(done.url).searchParams.get('code'))
+  })
+
+  it('refuses a token that is not a valid SPNEGO token, with the reason on the page', async () => {
+    const jar = new CookieJar()
+    const login = await walk(jar, authorizeUrl())
+    const endpoint = new URL(attribute(login.html, 'social-kerberos', 'href') ?? '', login.url)
+    const refused = await walk(jar, endpoint.href, {
+      headers: { authorization: `Negotiate ${Buffer.from('not a token').toString('base64')}` },
+    })
+    assert.equal(refused.response.status, 403)
+    assert.match(errorText(refused.html) ?? '', /not accepted/)
+  })
+
+  it('is off unless configured: no link on the page', async () => {
+    const plain = await startIdp({ port: 0 })
+    try {
+      const page = await (await fetch(`${plain.issuer}/protocol/openid-connect/auth`)).text()
+      assert.ok(!page.includes('social-kerberos'))
+    } finally {
+      await plain.close()
+    }
+  })
+})
+
+describe('idp: one-time codes', () => {
+  async function passwordLogin(jar: CookieJar, username: string) {
+    const login = await walk(jar, authorizeUrl())
+    const action = attribute(login.html, 'kc-form-login', 'action') ?? ''
+    return walk(jar, new URL(action, login.url).href, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ username, password: username }),
+    })
+  }
+
+  async function submitOtp(jar: CookieJar, page: { html: string; url: string }, otp: string) {
+    const action = attribute(page.html, 'kc-otp-login-form', 'action')
+    assert.ok(action, 'the one-time code form is shown')
+    return walk(jar, new URL(action, page.url).href, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ otp }),
+    })
+  }
+
+  it('asks a user with a TOTP secret for a code after the password, and accepts it once', async () => {
+    const jar = new CookieJar()
+    const form = await passwordLogin(jar, 'bob')
+    const wrong = await submitOtp(jar, form, '000000')
+    assert.match(errorText(wrong.html) ?? '', /Invalid authenticator code/)
+    const code = totp()
+    const done = await submitOtp(jar, wrong, code)
+    assert.ok(new URL(done.url).searchParams.get('code'), done.url)
+    // The same code a second time (another sign-in) is refused: codes are single-use.
+    const other = new CookieJar()
+    const again = await submitOtp(other, await passwordLogin(other, 'bob'), code)
+    assert.match(errorText(again.html) ?? '', /Invalid authenticator code/)
+  })
+
+  it('ends the sign-in with access_denied after three wrong codes', async () => {
+    const jar = new CookieJar()
+    let page = await passwordLogin(jar, 'bob')
+    for (let i = 0; i < 3; i++) page = await submitOtp(jar, page, '000000')
+    assert.equal(new URL(page.url).searchParams.get('error'), 'access_denied')
+  })
+
+  it('does not ask a user without a secret', async () => {
+    const done = await passwordLogin(new CookieJar(), 'alice')
+    assert.ok(new URL(done.url).searchParams.get('code'))
   })
 })

@@ -44,6 +44,23 @@ export interface IdpUserConfig {
   /** Feeds `realm_access.roles`. */
   realm_roles?: readonly string[]
   cern_person_id?: number
+  /**
+   * A TOTP secret (RFC 6238, base32, SHA-1, 6 digits, 30 s), as an authenticator app holds it.
+   * A user with one is asked for a one-time code after the password or Kerberos.
+   */
+  otp_secret?: string
+}
+
+/** Kerberos (SPNEGO) sign-in, the way Keycloak's Kerberos identity provider offers it. */
+export interface IdpKerberosConfig {
+  /** The keytab with the service key (`HTTP/<host>@REALM`); relative to the config file. */
+  keytab: string
+  /** The Kerberos realm whose principals `name@REALM` sign in as the user `name`. */
+  realm: string
+  /** The service principal to accept, `HTTP@host`. Default: any key in the keytab. */
+  service?: string
+  /** Principals signing in as another user name than their own: principal -> username. */
+  principals?: Readonly<Record<string, string>>
 }
 
 /** An application registered in the realm. */
@@ -94,6 +111,17 @@ export interface IdpConfig {
   token_endpoint_auth_methods?: readonly IdpClientAuthMethod[]
   /** Path of the signing keys file (relative to the config file when read from one). */
   keys?: string
+  /** Kerberos sign-in; off unless given. */
+  kerberos?: IdpKerberosConfig
+  /** Wrong one-time codes allowed per sign-in before it is refused (default 3). */
+  otp_max_attempts?: number
+}
+
+export interface ResolvedKerberos {
+  readonly keytab: string
+  readonly realm: string
+  readonly service: string
+  readonly principals: Readonly<Record<string, string>>
 }
 
 export interface ResolvedUser extends IdpUserConfig {
@@ -121,6 +149,8 @@ export interface ResolvedIdpConfig {
   readonly sessionTtl: number
   readonly tokenEndpointAuthMethods: readonly IdpClientAuthMethod[]
   readonly keys?: string
+  readonly kerberos?: ResolvedKerberos
+  readonly otpMaxAttempts: number
 }
 
 const LOOPBACK_ANY_PORT = ['http://localhost:*/*', 'http://127.0.0.1:*/*']
@@ -245,6 +275,14 @@ class Reader {
     return value
   }
 
+  count(value: unknown, path: string, fallback: number): number {
+    if (value === undefined) return fallback
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 100) {
+      this.fail(path, 'must be a whole number from 1 to 100')
+    }
+    return value
+  }
+
   array(value: unknown, path: string): unknown[] {
     if (!Array.isArray(value)) this.fail(path, 'must be a list')
     return value as unknown[]
@@ -283,6 +321,8 @@ const TOP_KEYS = [
   'session_ttl',
   'token_endpoint_auth_methods',
   'keys',
+  'kerberos',
+  'otp_max_attempts',
 ]
 const USER_KEYS = [
   'username',
@@ -294,7 +334,9 @@ const USER_KEYS = [
   'roles',
   'realm_roles',
   'cern_person_id',
+  'otp_secret',
 ]
+const KERBEROS_KEYS = ['keytab', 'realm', 'service', 'principals']
 const CLIENT_KEYS = [
   'client_id',
   'secret',
@@ -337,6 +379,14 @@ export function resolveIdpConfig(input: unknown, source = 'config'): ResolvedIdp
     const personId = u.cern_person_id
     if (typeof personId === 'number' && Number.isInteger(personId)) user.cern_person_id = personId
     else if (personId !== undefined) r.fail(`${path}.cern_person_id`, 'must be a whole number')
+    const otpSecret = r.optionalString(u.otp_secret, `${path}.otp_secret`)
+    if (otpSecret !== undefined) {
+      const compact = otpSecret.replace(/[\s=]/g, '').toUpperCase()
+      if (!/^[A-Z2-7]{16,}$/.test(compact)) {
+        r.fail(`${path}.otp_secret`, 'must be a base32 TOTP secret of at least 16 characters')
+      }
+      user.otp_secret = compact
+    }
     if (user.username.startsWith('service-account-')) {
       r.fail(`${path}.username`, 'must not start with "service-account-" (reserved for clients)')
     }
@@ -438,6 +488,7 @@ export function resolveIdpConfig(input: unknown, source = 'config'): ResolvedIdp
       top.token_endpoint_auth_methods === undefined
         ? CLIENT_AUTH_METHODS
         : authMethods(r, top.token_endpoint_auth_methods, 'token_endpoint_auth_methods'),
+    otpMaxAttempts: r.count(top.otp_max_attempts, 'otp_max_attempts', 3),
   }
   clients.forEach((client, i) => {
     if (!resolved.tokenEndpointAuthMethods.includes(client.token_endpoint_auth_method)) {
@@ -447,8 +498,42 @@ export function resolveIdpConfig(input: unknown, source = 'config'): ResolvedIdp
       )
     }
   })
+  const kerberos = kerberosConfig(r, top.kerberos, seenUsers)
   const keys = r.optionalString(top.keys, 'keys')
-  return keys === undefined ? resolved : { ...resolved, keys }
+  return {
+    ...resolved,
+    ...(keys === undefined ? {} : { keys }),
+    ...(kerberos === undefined ? {} : { kerberos }),
+  }
+}
+
+function kerberosConfig(
+  r: Reader,
+  value: unknown,
+  users: ReadonlySet<string>,
+): ResolvedKerberos | undefined {
+  if (value === undefined) return undefined
+  const k = r.object(value, 'kerberos', KERBEROS_KEYS)
+  const realm = r.string(k.realm, 'kerberos.realm')
+  if (!/^[A-Za-z0-9][A-Za-z0-9.-]*$/.test(realm)) {
+    r.fail('kerberos.realm', 'must be a Kerberos realm name such as EXAMPLE.ORG')
+  }
+  const service = r.optionalString(k.service, 'kerberos.service') ?? ''
+  if (service !== '' && !/^[A-Za-z0-9]+@[A-Za-z0-9.-]+$/.test(service)) {
+    r.fail('kerberos.service', 'must be a host-based service name such as HTTP@localhost')
+  }
+  const principals: Record<string, string> = {}
+  if (k.principals !== undefined) {
+    const map = r.object(k.principals, 'kerberos.principals', Object.keys(k.principals as object))
+    for (const [principal, username] of Object.entries(map)) {
+      const path = join('kerberos.principals', principal)
+      if (!/^[^@\s]+@[^@\s]+$/.test(principal)) r.fail(path, 'must be keyed by name@REALM')
+      const name = r.string(username, path)
+      if (!users.has(name)) r.fail(path, `names no user of the realm ("${name}")`)
+      principals[principal] = name
+    }
+  }
+  return { keytab: r.string(k.keytab, 'kerberos.keytab'), realm, service, principals }
 }
 
 function authMethods(r: Reader, value: unknown, path: string): IdpClientAuthMethod[] {
@@ -564,9 +649,21 @@ export async function loadIdpConfigFile(file: string): Promise<ResolvedIdpConfig
   if (config.users.length === 0 && config.clients.length === 0) {
     throw new IdpConfigError(file, '', 'has no users and no clients, so nobody could sign in')
   }
-  return config.keys === undefined
-    ? config
-    : { ...config, keys: resolve(dirname(file), config.keys) }
+  const here = dirname(file)
+  return {
+    ...config,
+    ...(config.keys === undefined ? {} : { keys: resolve(here, config.keys) }),
+    ...(config.kerberos === undefined
+      ? {}
+      : { kerberos: { ...config.kerberos, keytab: keytabPath(here, config.kerberos.keytab) } }),
+  }
+}
+
+/** A keytab name may carry its type (`FILE:`, `MEMORY:`); only plain file paths are made absolute. */
+function keytabPath(dir: string, keytab: string): string {
+  const typed = /^([A-Z]+):(.*)$/.exec(keytab)
+  if (typed?.[1] === 'FILE') return `FILE:${resolve(dir, typed[2] ?? '')}`
+  return typed ? keytab : resolve(dir, keytab)
 }
 
 function readFailure(error: unknown): string {

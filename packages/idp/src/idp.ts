@@ -18,7 +18,9 @@ import {
   type TokenStyle,
 } from './config.js'
 import { generateSigningKey, loadOrCreateKeys, saveKeys, type SigningJwk } from './keys.js'
-import { errorPage, loginPage, PAGE_HEADERS } from './pages.js'
+import { createKerberosAcceptor, type KerberosAcceptor } from './kerberos.js'
+import { OtpVerifier } from './otp.js'
+import { errorPage, loginPage, otpPage, PAGE_HEADERS } from './pages.js'
 import { createProvider, grantConsent, HINT_MATCHES_HEADER, Realm } from './provider.js'
 
 export type { TokenStyle } from './config.js'
@@ -71,6 +73,8 @@ export interface RunningIdp {
   readonly port: number
   /** Every request served so far, oldest first. */
   readonly requests: readonly IdpRequestRecord[]
+  /** How many `Authorization: Negotiate` tokens the Kerberos endpoint has checked. */
+  readonly kerberosExchanges: number
   /** Puts a new signing key in front; the old ones stay published (and in the keys file). */
   rotateKeys(): Promise<void>
   /** Stops listening, drops open connections and all state. */
@@ -144,6 +148,10 @@ function sendJson(
   })
 }
 
+function kerberosOption(link: string | undefined): { kerberos?: string } {
+  return link === undefined ? {} : { kerberos: link }
+}
+
 function isJwt(token: string): boolean {
   return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)
 }
@@ -200,6 +208,10 @@ export async function startIdp(options: IdpOptions = {}): Promise<RunningIdp> {
   const prefix = issuerPath.replace(/\/$/, '')
   const oidcPath = '/protocol/openid-connect'
   const requests: IdpRequestRecord[] = []
+  const acceptor: KerberosAcceptor | undefined =
+    config.kerberos === undefined ? undefined : await createKerberosAcceptor(config.kerberos)
+  const otp = new OtpVerifier()
+  let kerberosExchanges = 0
 
   let realm: Realm | undefined
   let provider: Provider | undefined
@@ -242,9 +254,9 @@ export async function startIdp(options: IdpOptions = {}): Promise<RunningIdp> {
     const sub = path.slice(prefix.length)
     const method = req.method ?? 'GET'
 
-    const login = /^\/login-actions\/authenticate\/([A-Za-z0-9_-]+)$/.exec(sub)
+    const login = /^\/login-actions\/authenticate\/([A-Za-z0-9_-]+)(\/kerberos)?$/.exec(sub)
     if (login?.[1] !== undefined && (method === 'GET' || method === 'POST')) {
-      await interaction(req, res, login[1], realm, provider)
+      await interaction(req, res, login[1], login[2] !== undefined, realm, provider)
       return
     }
     if (sub === `${oidcPath}/userinfo` && (method === 'GET' || method === 'POST')) {
@@ -299,10 +311,141 @@ export async function startIdp(options: IdpOptions = {}): Promise<RunningIdp> {
     callback?.(mutable, res)
   }
 
+  /** Sign-ins that passed the first factor and wait for a one-time code, by interaction uid. */
+  const pendingOtp = new Map<string, { username: string; failures: number; since: number }>()
+
+  async function finishLogin(
+    req: IncomingMessage,
+    res: ServerResponse,
+    uid: string,
+    username: string,
+    action: string,
+    provider: Provider,
+    realm: Realm,
+  ): Promise<void> {
+    if (realm.user(username)?.otp_secret !== undefined) {
+      const now = Date.now()
+      for (const [key, entry] of pendingOtp) {
+        if (now - entry.since > 30 * 60_000) pendingOtp.delete(key)
+      }
+      pendingOtp.set(uid, { username, failures: 0, since: now })
+      // A GET of the interaction now shows the one-time code form.
+      res.writeHead(303, { location: action, 'cache-control': 'no-store', 'content-length': 0 })
+      res.end()
+      return
+    }
+    await provider.interactionFinished(
+      req,
+      res,
+      { login: { accountId: username } },
+      { mergeWithLastSubmission: false },
+    )
+  }
+
+  async function otpStep(
+    req: IncomingMessage,
+    res: ServerResponse,
+    uid: string,
+    action: string,
+    provider: Provider,
+    realm: Realm,
+  ): Promise<boolean> {
+    const pending = pendingOtp.get(uid)
+    if (pending === undefined) return false
+    const name = realm.config.realm
+    if (req.method !== 'POST') {
+      send(res, 200, otpPage({ realm: name, action }), PAGE_HEADERS)
+      return true
+    }
+    const form = new URLSearchParams((await readBody(req)).toString('utf8'))
+    const code = (form.get('otp') ?? '').replace(/\s/g, '')
+    const secret = realm.user(pending.username)?.otp_secret
+    if (secret !== undefined && otp.verify(pending.username, secret, code)) {
+      pendingOtp.delete(uid)
+      await provider.interactionFinished(
+        req,
+        res,
+        { login: { accountId: pending.username } },
+        { mergeWithLastSubmission: false },
+      )
+      return true
+    }
+    pending.failures += 1
+    if (pending.failures >= realm.config.otpMaxAttempts) {
+      pendingOtp.delete(uid)
+      await provider.interactionFinished(
+        req,
+        res,
+        {
+          error: 'access_denied',
+          error_description: 'too many invalid one-time codes; sign in again',
+        },
+        { mergeWithLastSubmission: false },
+      )
+      return true
+    }
+    const left = realm.config.otpMaxAttempts - pending.failures
+    send(
+      res,
+      200,
+      otpPage({
+        realm: name,
+        action,
+        error: `Invalid authenticator code. ${left} ${left === 1 ? 'try' : 'tries'} left.`,
+      }),
+      PAGE_HEADERS,
+    )
+    return true
+  }
+
+  /** `WWW-Authenticate: Negotiate` until the request carries a SPNEGO token the keytab accepts. */
+  async function kerberosStep(
+    req: IncomingMessage,
+    res: ServerResponse,
+    uid: string,
+    action: string,
+    clientName: string,
+    provider: Provider,
+    realm: Realm,
+  ): Promise<void> {
+    const name = realm.config.realm
+    const refuse = (status: number, error: string, headers: OutgoingHttpHeaders = {}) => {
+      const body = loginPage({ realm: name, action, client: clientName, error })
+      send(res, status, body, { ...PAGE_HEADERS, ...headers })
+    }
+    if (acceptor === undefined) {
+      refuse(404, 'Kerberos sign-in is not offered by this realm.')
+      return
+    }
+    const header = /^Negotiate\s+(\S+)$/i.exec(req.headers.authorization ?? '')
+    if (header?.[1] === undefined) {
+      // A browser without a ticket shows this page: the password form, with the reason.
+      refuse(401, 'Kerberos sign-in needs a ticket (kinit); sign in with your password instead.', {
+        'www-authenticate': 'Negotiate',
+      })
+      return
+    }
+    kerberosExchanges += 1
+    const result = await acceptor.accept(header[1])
+    if (!result.ok) {
+      log?.(`kerberos: token refused: ${result.reason}`)
+      refuse(403, 'The Kerberos ticket was not accepted.')
+      return
+    }
+    const username = acceptor.userFor(result.principal)
+    if (username === undefined || realm.user(username) === undefined) {
+      refuse(403, `The Kerberos principal ${result.principal} is not a user of this realm.`)
+      return
+    }
+    if (result.reply !== undefined) res.setHeader('www-authenticate', `Negotiate ${result.reply}`)
+    await finishLogin(req, res, uid, username, action, provider, realm)
+  }
+
   async function interaction(
     req: IncomingMessage,
     res: ServerResponse,
     uid: string,
+    kerberos: boolean,
     realm: Realm,
     provider: Provider,
   ): Promise<void> {
@@ -335,10 +478,21 @@ export async function startIdp(options: IdpOptions = {}): Promise<RunningIdp> {
     const clientId = typeof details.params.client_id === 'string' ? details.params.client_id : ''
     const clientName = realm.client(clientId)?.name ?? clientId
     const action = `${prefix}/login-actions/authenticate/${uid}`
+    const kerberosLink = acceptor === undefined ? undefined : `${action}/kerberos`
 
     if (details.prompt.name === 'login') {
+      if (kerberos) {
+        await kerberosStep(req, res, uid, action, clientName, provider, realm)
+        return
+      }
+      if (await otpStep(req, res, uid, action, provider, realm)) return
       if (req.method !== 'POST') {
-        send(res, 200, loginPage({ realm: name, action, client: clientName }), PAGE_HEADERS)
+        send(
+          res,
+          200,
+          loginPage({ realm: name, action, client: clientName, ...kerberosOption(kerberosLink) }),
+          PAGE_HEADERS,
+        )
         return
       }
       const form = new URLSearchParams((await readBody(req)).toString('utf8'))
@@ -357,20 +511,16 @@ export async function startIdp(options: IdpOptions = {}): Promise<RunningIdp> {
             client: clientName,
             username,
             error: 'Invalid username or password.',
+            ...kerberosOption(kerberosLink),
           }),
           PAGE_HEADERS,
         )
         return
       }
-      await provider.interactionFinished(
-        req,
-        res,
-        { login: { accountId: user.username } },
-        { mergeWithLastSubmission: false },
-      )
+      await finishLogin(req, res, uid, user.username, action, provider, realm)
       return
     }
-    if (details.prompt.name === 'consent') {
+    if (details.prompt.name === 'consent' && !kerberos) {
       const grantId = await grantConsent(provider, details)
       await provider.interactionFinished(
         req,
@@ -597,6 +747,9 @@ export async function startIdp(options: IdpOptions = {}): Promise<RunningIdp> {
     issuer,
     port,
     requests,
+    get kerberosExchanges() {
+      return kerberosExchanges
+    },
     async rotateKeys() {
       if (closed) throw new Error('the idp is closed')
       const next = [await generateSigningKey(), ...live.keys]

@@ -12,9 +12,11 @@ export type {
   IdpClientJwk,
   IdpConfig,
   IdpGrantType,
+  IdpKerberosConfig,
   IdpUserConfig,
   ResolvedIdpConfig,
 } from './config.js'
+export { KerberosSetupError } from './kerberos.js'
 export { generateSigningKey, loadOrCreateKeys, rotateKeysFile } from './keys.js'
 export type { SigningJwk } from './keys.js'
 export {

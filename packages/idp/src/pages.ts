@@ -98,14 +98,24 @@ export interface LoginPageOptions {
   readonly client: string
   readonly username?: string
   readonly error?: string
+  /** Where "Sign in with Kerberos" leads, when the realm offers Kerberos. */
+  readonly kerberos?: string
+}
+
+function errorAlert(error: string | undefined): string {
+  return error === undefined
+    ? ''
+    : `<div class="alert alert-error" role="alert"><span id="kc-error-message">${escapeHtml(error)}</span></div>`
 }
 
 /** Keycloak's login form ids, so scripts and browser tests written for Keycloak drive it too. */
 export function loginPage(o: LoginPageOptions): string {
-  const error =
-    o.error === undefined
+  const error = errorAlert(o.error)
+  // Keycloak lists identity providers below the form; CERN's Kerberos one has this id.
+  const kerberos =
+    o.kerberos === undefined
       ? ''
-      : `<div class="alert alert-error" role="alert"><span id="kc-error-message">${escapeHtml(o.error)}</span></div>`
+      : `\n<div id="kc-social-providers"><a id="social-kerberos" class="button" href="${escapeHtml(o.kerberos)}">Sign in with Kerberos</a></div>`
   return page({
     realm: o.realm,
     title: 'Sign in',
@@ -116,6 +126,27 @@ ${error}<form id="kc-form-login" method="post" action="${escapeHtml(o.action)}" 
 <input type="text" id="username" name="username" value="${escapeHtml(o.username ?? '')}" autocomplete="username" autocapitalize="none" spellcheck="false" autofocus required>
 <label for="password">Password</label>
 <input type="password" id="password" name="password" autocomplete="current-password" required>
+<button type="submit" id="kc-login" name="login" value="login">Sign in</button>
+</form>${kerberos}`,
+  })
+}
+
+export interface OtpPageOptions {
+  readonly realm: string
+  readonly action: string
+  readonly error?: string
+}
+
+/** Keycloak's one-time code form (`kc-otp-login-form`, field `otp`). */
+export function otpPage(o: OtpPageOptions): string {
+  return page({
+    realm: o.realm,
+    title: 'One-time code',
+    body: `<h1 id="kc-page-title">Two-factor authentication</h1>
+<p class="lead">Enter the one-time code from your authenticator app.</p>
+${errorAlert(o.error)}<form id="kc-otp-login-form" method="post" action="${escapeHtml(o.action)}" novalidate>
+<label for="otp">One-time code</label>
+<input type="text" id="otp" name="otp" inputmode="numeric" autocomplete="one-time-code" autofocus required>
 <button type="submit" id="kc-login" name="login" value="login">Sign in</button>
 </form>`,
   })

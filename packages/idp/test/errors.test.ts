@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test'
 import {
   CookieJar,
   IdpConfigError,
+  loadIdpConfigFile,
   loginWithPassword,
   LoginRejectedError,
   resolveIdpConfig,
@@ -100,6 +101,37 @@ describe('configuration validation', () => {
       assert.match(error.message, /broken\.json: is not valid JSON/)
       return true
     })
+  })
+
+  it('checks the Kerberos section and TOTP secrets, resolving the keytab against the file', async () => {
+    const user = { username: 'carol', password: 'pw' }
+    const bad = (config: Record<string, unknown>, path: string) => {
+      assert.throws(
+        () => resolveIdpConfig({ users: [user], ...config }),
+        (error: unknown) => error instanceof IdpConfigError && error.path === path,
+      )
+    }
+    bad({ kerberos: { realm: 'EXAMPLE.ORG' } }, 'kerberos.keytab')
+    bad({ kerberos: { keytab: 'k', realm: 'EXAMPLE.ORG', extra: 1 } }, 'kerberos.extra')
+    bad({ kerberos: { keytab: 'k', realm: 'EXAMPLE.ORG', service: 'HTTP/x' } }, 'kerberos.service')
+    bad(
+      {
+        kerberos: { keytab: 'k', realm: 'EXAMPLE.ORG', principals: { 'x@EXAMPLE.ORG': 'nobody' } },
+      },
+      'kerberos.principals["x@EXAMPLE.ORG"]',
+    )
+    bad({ users: [{ ...user, otp_secret: 'not base32!' }] }, 'users[0].otp_secret')
+    bad({ otp_max_attempts: 0 }, 'otp_max_attempts')
+    const file = join(dir, 'kerberos.yaml')
+    await writeFile(
+      file,
+      'users:\n  - username: carol\n    password: pw\n    otp_secret: jbswy3dpehpk3pxp\nkerberos:\n  keytab: FILE:http.keytab\n  realm: EXAMPLE.ORG\n',
+    )
+    const config = await loadIdpConfigFile(file)
+    assert.equal(config.kerberos?.keytab, `FILE:${join(dir, 'http.keytab')}`)
+    assert.equal(config.kerberos.service, '')
+    assert.equal(config.users[0]?.otp_secret, 'JBSWY3DPEHPK3PXP')
+    assert.equal(config.otpMaxAttempts, 3)
   })
 
   it('accepts a JSON file with its own realm and users', async () => {

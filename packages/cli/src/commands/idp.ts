@@ -62,7 +62,12 @@ function describeRealm(config: ResolvedIdpConfig): string[] {
       .map(([client, list]) => `${list.join(',')} in ${client === '*' ? 'every client' : client}`)
       .join('; ')
     lines.push(
-      `  ${user.username} / ${user.password}${roles ? `  (roles ${roles})` : '  (no roles)'}`,
+      `  ${user.username} / ${user.password}${roles ? `  (roles ${roles})` : '  (no roles)'}${user.otp_secret === undefined ? '' : `  (TOTP secret ${user.otp_secret})`}`,
+    )
+  }
+  if (config.kerberos !== undefined) {
+    lines.push(
+      `Kerberos: principals of ${config.kerberos.realm} sign in as the user of the same name (keytab ${config.kerberos.keytab})`,
     )
   }
   lines.push('Clients:')
