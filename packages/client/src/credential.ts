@@ -11,11 +11,14 @@ import { audiences, stringClaim, unverifiedClaims } from './jwt.js'
 
 export const CREDENTIAL_VERSION = 1
 
+export type CredentialGrant = 'client_credentials' | 'token_exchange' | 'login'
+
 /** What a cached credential is for (RFC 9700 §2.3: a token is reused only for the same). */
 export interface CredentialKey {
   readonly issuer: string
   readonly clientId: string
-  readonly grant: 'client_credentials' | 'token_exchange'
+  /** `login`: a user's credential from an interactive login (device, browser, Kerberos). */
+  readonly grant: CredentialGrant
   readonly audience: string | undefined
   /** Sorted, space-separated. */
   readonly scope: string | undefined

@@ -11,7 +11,6 @@ import * as oauth from 'oauth4webapi'
 import { rawJson } from './client-credentials.js'
 import {
   acceptTokenResponse,
-  checkAudience,
   checkExchangeResponse,
   type Credential,
   type CredentialKey,
@@ -29,6 +28,7 @@ import {
 } from './options.js'
 import { requireTokenEndpoint, type ProviderClient } from './provider.js'
 import { translateProtocolError } from './protocol-errors.js'
+import { refreshCredential } from './refresh.js'
 import { ManagedSource, managedSources, type Grant, type TokenSource } from './token-source.js'
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange'
@@ -112,7 +112,7 @@ export function exchange(
     provider,
     key: keyOf,
     obtain: (key, now) => exchangeOnce(provider, subject, key, refreshable, now),
-    refresh: (key, previous, now) => refresh(provider, key, previous, now),
+    refresh: (key, previous, now) => refreshCredential(provider, key, previous, now),
   }
   return new ManagedSource(grant, runtime)
 }
@@ -184,32 +184,6 @@ async function exchangeToken(
     )
     checkExchangeResponse(raw, audience)
     return acceptTokenResponse(body, { key, now, raw })
-  } catch (error) {
-    throw translateProtocolError(error, 'token')
-  }
-}
-
-async function refresh(
-  provider: ProviderClient,
-  key: CredentialKey,
-  previous: Credential,
-  now: number,
-): Promise<Credential> {
-  const metadata = await provider.metadata()
-  const endpoint = requireTokenEndpoint(metadata)
-  try {
-    const response = await oauth.refreshTokenGrantRequest(
-      metadata,
-      provider.client,
-      provider.clientAuth(metadata),
-      previous.refreshToken as string,
-      provider.requestOptions(endpoint),
-    )
-    const raw = await rawJson(response)
-    const body = await oauth.processRefreshTokenResponse(metadata, provider.client, response)
-    const credential = acceptTokenResponse(body, { key, now, raw, previous })
-    checkAudience(credential)
-    return credential
   } catch (error) {
     throw translateProtocolError(error, 'token')
   }

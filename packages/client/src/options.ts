@@ -21,6 +21,11 @@ export interface ClientExpertOptions {
   readonly env?: Readonly<Record<string, string | undefined>>
   /** Receives diagnostics instead of stderr (`TSGAUTH_LOGLEVEL` still filters). */
   readonly log?: (line: string) => void
+  /**
+   * Waits `ms` (between retries, between device-flow polls); rejects when `signal` aborts.
+   * Default: a timer. Tests pass one that advances their `clock`.
+   */
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>
 }
 
 export interface CommonClientOptions {
@@ -106,6 +111,25 @@ export function providerOf(
   })
 }
 
+/** A timer that ends early, rejecting with the signal's reason, when `signal` aborts. */
+export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted === true) {
+      reject(signal.reason as Error)
+      return
+    }
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(signal?.reason as Error)
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
 export function runtimeOf(
   caller: string,
   options: { cache?: unknown },
@@ -123,6 +147,6 @@ export function runtimeOf(
     cache,
     clock: expert.clock ?? Date.now,
     log,
-    sleep: (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)),
+    sleep: expert.sleep ?? abortableSleep,
   })
 }

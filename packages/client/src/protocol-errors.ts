@@ -26,10 +26,11 @@ const MESSAGES: Partial<Record<SsoErrorCode, string>> = {
   token_request_refused: 'The identity provider refused the token request.',
 }
 
-export type ProtocolStep = 'discovery' | 'token' | 'revocation'
+export type ProtocolStep = 'discovery' | 'token' | 'revocation' | 'device'
 
 const STEP_NAMES: Record<ProtocolStep, string> = {
   discovery: 'discovery document',
+  device: 'device authorization endpoint',
   token: 'token endpoint',
   revocation: 'revocation endpoint',
 }

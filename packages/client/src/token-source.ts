@@ -49,14 +49,19 @@ export interface Grant {
   readonly obtain: (key: CredentialKey, now: number) => Promise<Credential>
   /** Uses `previous.refreshToken`; absent for grants that never get one. */
   readonly refresh?: (key: CredentialKey, previous: Credential, now: number) => Promise<Credential>
+  /**
+   * The grant asks a person (a login): it is never repeated on its own after a provider outage,
+   * which would prompt them again.
+   */
+  readonly interactive?: boolean
 }
 
 export interface SourceRuntime {
   readonly cache: CredentialCache | undefined
   readonly clock: () => number
   readonly log: Logger
-  /** Waits between attempts after a transient failure; replaced in tests. */
-  readonly sleep: (ms: number) => Promise<void>
+  /** Waits between attempts after a transient failure or polls; replaced in tests. */
+  readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>
 }
 
 /** What ends a credential for good: drop it instead of keeping it for a retry (D05). */
@@ -197,6 +202,7 @@ export class ManagedSource implements TokenSource {
       }
     }
     log('debug', `requesting a new access token for ${key.clientId}`)
+    if (grant.interactive === true) return grant.obtain(key, clock())
     return this.#retrying(() => grant.obtain(key, clock()))
   }
 

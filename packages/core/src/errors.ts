@@ -51,6 +51,14 @@ export const ERROR_STATUS = {
   token_request_refused: 502,
   /** A client (script, CLI) has no usable credential and cannot get one without a new login: 401. */
   login_required: 401,
+  /** The user refused an interactive login (device flow or browser, `access_denied`): 403. */
+  access_denied: 403,
+  /** A device login's code expired before the user approved it (`expired_token`): 401. */
+  device_code_expired: 401,
+  /** An interactive login was not completed within its time limit: 401. */
+  login_timeout: 401,
+  /** An interactive login was cancelled by its `AbortSignal` (Ctrl-C in the CLI): 401. */
+  login_cancelled: 401,
   /** The token endpoint answered something that is not a usable token (no access token, wrong type, wrong audience): 502. */
   token_response_invalid: 502,
   /** A provider endpoint is plain `http` on a host other than loopback: 502, nothing is sent to it. */

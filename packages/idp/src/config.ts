@@ -104,6 +104,8 @@ export interface IdpConfig {
   refresh_token_ttl?: number
   offline_token_ttl?: number
   session_ttl?: number
+  /** How long a device login's user code may wait for approval (default 600 s, as Keycloak). */
+  device_code_ttl?: number
   /**
    * The client authentication methods the realm accepts and lists in its discovery document.
    * Default: all of `client_secret_basic`, `client_secret_post`, `private_key_jwt` and `none`.
@@ -147,6 +149,7 @@ export interface ResolvedIdpConfig {
   readonly refreshTokenTtl: number
   readonly offlineTokenTtl: number
   readonly sessionTtl: number
+  readonly deviceCodeTtl: number
   readonly tokenEndpointAuthMethods: readonly IdpClientAuthMethod[]
   readonly keys?: string
   readonly kerberos?: ResolvedKerberos
@@ -319,6 +322,7 @@ const TOP_KEYS = [
   'refresh_token_ttl',
   'offline_token_ttl',
   'session_ttl',
+  'device_code_ttl',
   'token_endpoint_auth_methods',
   'keys',
   'kerberos',
@@ -484,6 +488,7 @@ export function resolveIdpConfig(input: unknown, source = 'config'): ResolvedIdp
     refreshTokenTtl: r.ttl(top.refresh_token_ttl, 'refresh_token_ttl', 1800),
     offlineTokenTtl: r.ttl(top.offline_token_ttl, 'offline_token_ttl', 30 * 24 * 3600),
     sessionTtl: r.ttl(top.session_ttl, 'session_ttl', 10 * 3600),
+    deviceCodeTtl: r.ttl(top.device_code_ttl, 'device_code_ttl', 600),
     tokenEndpointAuthMethods:
       top.token_endpoint_auth_methods === undefined
         ? CLIENT_AUTH_METHODS

@@ -401,7 +401,7 @@ export async function createProvider(realm: Realm): Promise<Provider> {
       ClientCredentials: ttl,
       IdToken: ttl,
       AuthorizationCode: 60,
-      DeviceCode: 600,
+      DeviceCode: config.deviceCodeTtl,
       Interaction: 1800,
       Session: config.sessionTtl,
       Grant: Math.max(config.offlineTokenTtl, config.refreshTokenTtl, config.sessionTtl),

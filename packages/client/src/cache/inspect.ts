@@ -2,7 +2,7 @@
  * The cache as `ssokit status` and `ssokit logout` see it: every credential file with what it is
  * for and whether it is usable, and their removal with the refresh token revoked first.
  */
-import type { Credential } from '../credential.js'
+import type { Credential, CredentialGrant } from '../credential.js'
 import { isFresh } from '../expiry.js'
 import { envLogger } from '../log.js'
 import { ProviderClient } from '../provider.js'
@@ -14,7 +14,7 @@ export interface CachedCredential {
   readonly file: string
   readonly issuer: string
   readonly clientId: string
-  readonly grant: 'client_credentials' | 'token_exchange'
+  readonly grant: CredentialGrant
   readonly audience: string | undefined
   readonly subject: string | undefined
   readonly username: string | undefined
