@@ -8,7 +8,9 @@ import { readFile } from 'node:fs/promises'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { HEADER_PRESETS, type HeaderPresetName, type IdentityField } from './headers.js'
+import { redirectDomainProblem } from './redirects.js'
 import { patternProblem, type RuleSpec } from './rules.js'
+import { trustedProxyProblem } from './trusted-proxies.js'
 
 export const CERN_ISSUER = 'https://auth.cern.ch/auth/realms/cern'
 export const DEFAULT_PREFIX = '/_ssokit'
@@ -58,6 +60,10 @@ export interface ProxyConfig {
   readonly upstreamTimeout: number
   /** Bytes of request headers accepted (431 above). */
   readonly maxHeaderSize: number
+  /** Addresses and CIDR ranges of front servers whose forwarding headers are believed. */
+  readonly trustedProxies: readonly string[]
+  /** Hosts (`.example.org` with subdomains) a sign-in may return to besides the public URL. */
+  readonly allowedRedirectDomains: readonly string[]
 }
 
 /** Where each setting may come from: its flag, its environment variables, its file key. */
@@ -80,6 +86,11 @@ const SOURCES = {
   rules: { flag: undefined, env: [] },
   upstreamTimeout: { flag: 'upstream-timeout', env: ['SSOKIT_UPSTREAM_TIMEOUT'] },
   maxHeaderSize: { flag: 'max-header-size', env: ['SSOKIT_MAX_HEADER_SIZE'] },
+  trustedProxies: { flag: 'trusted-proxies', env: ['SSOKIT_TRUSTED_PROXIES'] },
+  allowedRedirectDomains: {
+    flag: 'allowed-redirect-domains',
+    env: ['SSOKIT_ALLOWED_REDIRECT_DOMAINS'],
+  },
 } as const satisfies Record<string, { flag: string | undefined; env: readonly string[] }>
 
 type Key = keyof typeof SOURCES
@@ -125,6 +136,30 @@ const text = (expected: string) =>
     .string({ error: `must be ${expected}` })
     .trim()
     .min(1, { error: `must be ${expected}` })
+
+/** A list from a file (YAML list) or from a flag or variable (comma- or space-separated). */
+function list(expected: string, problem: (entry: string) => string | undefined) {
+  return z.preprocess(
+    (v) =>
+      typeof v === 'string'
+        ? v
+            .split(/[\s,]+/)
+            .map((entry) => entry.trim())
+            .filter((entry) => entry !== '')
+        : v,
+    z
+      .array(z.string({ error: `must be ${expected}` }), { error: `must be ${expected}` })
+      .superRefine((entries, ctx) => {
+        for (const entry of entries) {
+          const found = problem(entry)
+          if (found !== undefined) {
+            ctx.addIssue({ code: 'custom', message: `entry ${JSON.stringify(entry)} ${found}` })
+            return
+          }
+        }
+      }),
+  )
+}
 
 const SCHEMA = z
   .object({
@@ -217,6 +252,8 @@ const SCHEMA = z
       .optional(),
     upstreamTimeout: integer(1, 3600, 'a number of seconds'),
     maxHeaderSize: integer(1024, 1_048_576, 'a number of bytes'),
+    trustedProxies: list('a list of IP addresses or CIDR ranges', trustedProxyProblem).optional(),
+    allowedRedirectDomains: list('a list of host names', redirectDomainProblem).optional(),
   })
   .strict()
 
@@ -479,5 +516,9 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
     ),
     upstreamTimeout: parsed.upstreamTimeout,
     maxHeaderSize: parsed.maxHeaderSize,
+    trustedProxies: Object.freeze([...(parsed.trustedProxies ?? [])]),
+    allowedRedirectDomains: Object.freeze(
+      (parsed.allowedRedirectDomains ?? []).map((d) => d.toLowerCase()),
+    ),
   })
 }

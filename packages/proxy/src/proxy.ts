@@ -32,10 +32,13 @@ import {
   type HeaderPolicy,
   type HeaderPreset,
 } from './headers.js'
+import { continueTo, forwardAuth, loginSearch, type ForwardAuthSetup } from './forward-auth.js'
 import { identityHeaders } from './identity-headers.js'
 import { sendError } from './pages.js'
 import { canonicalTarget, type CanonicalTarget } from './paths.js'
+import { RedirectPolicy } from './redirects.js'
 import { Rules } from './rules.js'
+import { TrustedProxies } from './trusted-proxies.js'
 import { Upstream } from './upstream.js'
 
 /** Cookie names of the session module: the proxy's own, never sent upstream. */
@@ -69,6 +72,8 @@ interface Handler {
   readonly upstream: Upstream
   readonly forwardedHost: string
   readonly forwardedProto: string
+  readonly trusted: TrustedProxies
+  readonly forwardAuth: ForwardAuthSetup
 }
 
 function isLoopbackUrl(url: URL): boolean {
@@ -90,6 +95,11 @@ async function ownEndpoint(
   target: CanonicalTarget,
 ): Promise<void> {
   const route = target.path.slice(h.config.prefix.length)
+  if (route === '/auth') return forwardAuth(h.forwardAuth, req, res, target.search)
+  if (route === '/continue' && (req.method === 'GET' || req.method === 'HEAD')) {
+    continueTo(h.forwardAuth.redirects, h.config.publicUrl, res, target.search)
+    return
+  }
   if (route === '/healthz' || route === '/readyz' || route === '/jwks') {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendError(req, res, 405, { allow: 'GET, HEAD' })
@@ -110,7 +120,9 @@ async function ownEndpoint(
     }
     return
   }
-  const url = `${target.path}${target.search}`
+  const search =
+    route === '/login' ? loginSearch(h.forwardAuth.redirects, req, target.search) : target.search
+  const url = `${target.path}${search}`
   let response: Response | undefined
   try {
     response = await h.auth.handle(toWebRequest(req, { publicUrl: h.config.publicUrl, url }))
@@ -125,22 +137,36 @@ async function ownEndpoint(
   await sendWebResponse(res, response)
 }
 
+/** The identity headers and signed assertion of an authenticated request. */
+async function identityPairs(
+  config: ProxyConfig,
+  preset: HeaderPreset,
+  signer: AssertionSigner | undefined,
+  identity: Identity,
+): Promise<[string, string][]> {
+  const pairs = identityHeaders(identity, preset)
+  if (signer !== undefined && config.headers.assertion !== false) {
+    pairs.push([config.headers.assertion.toLowerCase(), await signer.sign(identity)])
+  }
+  return pairs
+}
+
 async function outgoingHeaders(
   h: Handler,
   req: IncomingMessage,
   identity: Identity | undefined,
 ): Promise<Record<string, string | string[]>> {
   const pairs = forwardableHeaders(req.rawHeaders, h.policy)
+  const client = h.trusted.clientAddress(req.socket.remoteAddress, (name) =>
+    toRequestLike(req).header(name),
+  )
   pairs.push(
-    ['x-forwarded-for', req.socket.remoteAddress ?? ''],
+    ['x-forwarded-for', client],
     ['x-forwarded-host', h.forwardedHost],
     ['x-forwarded-proto', h.forwardedProto],
   )
   if (identity !== undefined) {
-    pairs.push(...identityHeaders(identity, h.preset))
-    if (h.signer !== undefined && h.config.headers.assertion !== false) {
-      pairs.push([h.config.headers.assertion.toLowerCase(), await h.signer.sign(identity)])
-    }
+    pairs.push(...(await identityPairs(h.config, h.preset, h.signer, identity)))
   }
   return toOutgoing(pairs)
 }
@@ -210,19 +236,33 @@ export async function startProxy(
     ...(config.headers.assertion === false ? [] : [config.headers.assertion]),
   ]
   const upstream = new Upstream(config.upstream, { timeoutMs: config.upstreamTimeout * 1000 })
+  const rules = new Rules(config.rules)
+  const preset: HeaderPreset = { names, separator: config.headers.separator }
+  const signer =
+    config.headers.assertion === false
+      ? undefined
+      : await createAssertionSigner(config.publicUrl, config.upstream)
+  const trusted = new TrustedProxies(config.trustedProxies)
   const handler: Handler = {
     config,
     auth,
-    rules: new Rules(config.rules),
+    rules,
     policy: headerPolicy(injected, OWN_COOKIE_PREFIXES),
-    preset: { names, separator: config.headers.separator },
-    signer:
-      config.headers.assertion === false
-        ? undefined
-        : await createAssertionSigner(config.publicUrl, config.upstream),
+    preset,
+    signer,
     upstream,
     forwardedHost: publicUrl.host,
     forwardedProto: publicUrl.protocol.slice(0, -1),
+    trusted,
+    forwardAuth: {
+      prefix: config.prefix,
+      publicUrl: config.publicUrl,
+      auth,
+      rules,
+      trusted,
+      redirects: new RedirectPolicy(config.publicUrl, config.allowedRedirectDomains, config.prefix),
+      identityHeaders: (identity) => identityPairs(config, preset, signer, identity),
+    },
   }
   const server = createServer({ maxHeaderSize: config.maxHeaderSize }, (req, res) => {
     handleRequest(handler, req, res).catch(() => {

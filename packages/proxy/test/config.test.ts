@@ -193,6 +193,49 @@ describe('proxy configuration', () => {
     }
   })
 
+  it('C04 trusts no proxy by default, and reads trusted proxies and redirect domains from every source', async () => {
+    const env = { OIDC_CLIENT_SECRET: SECRET }
+    const plain = await loadProxyConfig({ flags: REQUIRED, env })
+    assert.deepEqual(plain.trustedProxies, [])
+    assert.deepEqual(plain.allowedRedirectDomains, [])
+    const fromFlags = await loadProxyConfig({
+      flags: { ...REQUIRED, 'trusted-proxies': '10.0.0.0/8, 127.0.0.1 ::1' },
+      env: { ...env, SSOKIT_ALLOWED_REDIRECT_DOMAINS: '.Example.org,app.example.net:8443' },
+    })
+    assert.deepEqual(fromFlags.trustedProxies, ['10.0.0.0/8', '127.0.0.1', '::1'])
+    assert.deepEqual(fromFlags.allowedRedirectDomains, ['.example.org', 'app.example.net:8443'])
+    const file = join(dir, 'trusted.yaml')
+    await writeFile(file, 'trustedProxies: [192.168.0.0/16, "fd00::/8"]\n')
+    const fromFile = await loadProxyConfig({ flags: REQUIRED, env, file })
+    assert.deepEqual(fromFile.trustedProxies, ['192.168.0.0/16', 'fd00::/8'])
+    for (const [flags, pattern] of [
+      [
+        { 'trusted-proxies': 'proxy.internal' },
+        /^--trusted-proxies entry "proxy.internal" is not an IP address/,
+      ],
+      [
+        { 'trusted-proxies': '10.0.0.0/33' },
+        /^--trusted-proxies entry "10.0.0.0\/33" has a CIDR prefix/,
+      ],
+      [{ 'trusted-proxies': '0.0.0.0/0x' }, /CIDR prefix/],
+      [
+        { 'allowed-redirect-domains': 'https://app.example.org' },
+        /^--allowed-redirect-domains entry "https:\/\/app.example.org" is not a host name/,
+      ],
+      [{ 'allowed-redirect-domains': '*.example.org' }, /is not a host name/],
+      [{ 'allowed-redirect-domains': '..example.org' }, /empty label/],
+    ] as const) {
+      const error = await refusal(loadProxyConfig({ flags: { ...REQUIRED, ...flags }, env }))
+      assert.match(error.message, pattern)
+    }
+    await writeFile(file, 'trustedProxies: [10.0.0.1, everyone]\n')
+    const inFile = await refusal(loadProxyConfig({ flags: REQUIRED, env, file }))
+    assert.match(
+      inFile.message,
+      /trusted\.yaml: trustedProxies entry "everyone" is not an IP address/,
+    )
+  })
+
   it('C08 refuses rule patterns that are not whole segments, and unknown keys', async () => {
     const patterns: [string, RegExp][] = [
       ['^/public', /must start with "\/"/],

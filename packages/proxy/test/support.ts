@@ -190,3 +190,23 @@ export async function rawRequest(
     body: split === -1 ? '' : text.slice(split + 4),
   }
 }
+
+/** A client-credentials access token from the development provider. */
+export async function serviceToken(
+  issuer: string,
+  clientId = 'demo-app',
+  secret = 'demo-app-secret',
+): Promise<string> {
+  const response = await fetch(`${issuer}/protocol/openid-connect/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: clientId,
+      client_secret: secret,
+    }),
+  })
+  const body = (await response.json()) as { access_token?: string }
+  if (body.access_token === undefined) throw new Error(`no token for ${clientId}`)
+  return body.access_token
+}

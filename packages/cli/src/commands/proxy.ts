@@ -36,6 +36,11 @@ Options (each also from the environment or the --config file; flags win):
                                                                            SSOKIT_UPSTREAM_TIMEOUT
   --max-header-size <bytes>    Largest request headers accepted (default 65536)
                                                                             SSOKIT_MAX_HEADER_SIZE
+  --trusted-proxies <list>     Front servers whose X-Forwarded-* headers are believed, as
+                               addresses or CIDR ranges (default none)   SSOKIT_TRUSTED_PROXIES
+  --allowed-redirect-domains <list>
+                               Hosts a sign-in may return to besides the public URL
+                               (.example.org: with subdomains)  SSOKIT_ALLOWED_REDIRECT_DOMAINS
   --config <file>              YAML file of the same settings, plus rules and header names
   --pid-file <file>            Write the process id here while running
   -h, --help                   Show this help
@@ -61,6 +66,8 @@ const OPTIONS = {
   'header-preset': textOption(),
   'upstream-timeout': textOption(),
   'max-header-size': textOption(),
+  'trusted-proxies': textOption(),
+  'allowed-redirect-domains': textOption(),
   config: pathOption(),
   'pid-file': pathOption(),
 }
@@ -113,7 +120,12 @@ export const command: Command = {
       out(
         `  Headers      ${config.headers.preset}${config.headers.assertion === false ? '' : ` + signed ${config.headers.assertion}`}`,
       )
-      out(`  Endpoints    ${config.publicUrl}${config.prefix}/{login,logout,healthz,readyz,jwks}`)
+      out(
+        `  Endpoints    ${config.publicUrl}${config.prefix}/{login,logout,auth,healthz,readyz,jwks}`,
+      )
+      out(
+        `  Forward auth ${config.trustedProxies.length === 0 ? 'refused (no --trusted-proxies)' : `for ${config.trustedProxies.join(', ')}`}`,
+      )
       // Not fatal: the provider may come up after the proxy; readyz tells when sign-in works.
       proxy.auth.ready().catch((error: unknown) => {
         out(`  Warning      ${error instanceof Error ? error.message : String(error)}`)

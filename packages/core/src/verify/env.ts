@@ -51,6 +51,8 @@ export const KNOWN_ENV_NAMES: ReadonlySet<string> = new Set([
   'SSOKIT_HEADER_PRESET',
   'SSOKIT_UPSTREAM_TIMEOUT',
   'SSOKIT_MAX_HEADER_SIZE',
+  'SSOKIT_TRUSTED_PROXIES',
+  'SSOKIT_ALLOWED_REDIRECT_DOMAINS',
   // The client side (@ssokit/client, ssokit token | status | logout).
   'SSOKIT_HOME',
   'SSOKIT_CLIENT_SECRET',
