@@ -8,6 +8,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import kerberos from 'kerberos'
 import { Secret, TOTP } from 'otpauth'
+import { kerberosLogin, type KerberosLoginOptions } from '@ssokit/client'
+import { SsoError } from '@ssokit/core'
 import { CookieJar, startIdp, type IdpConfig, type RunningIdp } from '@ssokit/idp'
 import { startKdc, type RunningKdc } from '../support/kdc.js'
 
@@ -24,6 +26,9 @@ function realmConfig(): IdpConfig {
     users: [
       { username: 'alice', password: 'alice' },
       { username: 'bob', password: 'bob', otp_secret: OTP_SECRET },
+      // Codes are single-use per user: the idp's own tests use carol, the client's bob.
+      { username: 'carol', password: 'carol', otp_secret: OTP_SECRET },
+      { username: 'robot', password: 'robot' },
     ],
     clients: [
       {
@@ -92,7 +97,15 @@ function errorText(html: string): string | undefined {
 }
 
 before(async () => {
-  kdc = await startKdc()
+  kdc = await startKdc({
+    users: [
+      { name: 'alice', password: 'alice-pw' },
+      { name: 'bob', password: 'bob-pw' },
+      { name: 'robot', password: 'robot-pw' },
+      // Its tickets live two seconds at most, for the expired-ticket test.
+      { name: 'brief', password: 'brief-pw', maxLife: '2s' },
+    ],
+  })
   // The GSSAPI library reads its configuration from the process environment.
   process.env.KRB5_CONFIG = kdc.krb5Config
   aliceCache = await kdc.kinit('alice', 'alice-pw')
@@ -183,7 +196,7 @@ describe('idp: one-time codes', () => {
 
   it('asks a user with a TOTP secret for a code after the password, and accepts it once', async () => {
     const jar = new CookieJar()
-    const form = await passwordLogin(jar, 'bob')
+    const form = await passwordLogin(jar, 'carol')
     const wrong = await submitOtp(jar, form, '000000')
     assert.match(errorText(wrong.html) ?? '', /Invalid authenticator code/)
     const code = totp()
@@ -191,13 +204,13 @@ describe('idp: one-time codes', () => {
     assert.ok(new URL(done.url).searchParams.get('code'), done.url)
     // The same code a second time (another sign-in) is refused: codes are single-use.
     const other = new CookieJar()
-    const again = await submitOtp(other, await passwordLogin(other, 'bob'), code)
+    const again = await submitOtp(other, await passwordLogin(other, 'carol'), code)
     assert.match(errorText(again.html) ?? '', /Invalid authenticator code/)
   })
 
   it('ends the sign-in with access_denied after three wrong codes', async () => {
     const jar = new CookieJar()
-    let page = await passwordLogin(jar, 'bob')
+    let page = await passwordLogin(jar, 'carol')
     for (let i = 0; i < 3; i++) page = await submitOtp(jar, page, '000000')
     assert.equal(new URL(page.url).searchParams.get('error'), 'access_denied')
   })
@@ -205,5 +218,82 @@ describe('idp: one-time codes', () => {
   it('does not ask a user without a secret', async () => {
     const done = await passwordLogin(new CookieJar(), 'alice')
     assert.ok(new URL(done.url).searchParams.get('code'))
+  })
+})
+
+describe('client: kerberosLogin', () => {
+  function login(options: Partial<KerberosLoginOptions> = {}) {
+    return kerberosLogin({
+      issuer: idp.issuer,
+      clientId: 'cli',
+      redirectUri: REDIRECT,
+      cache: false,
+      ccache: aliceCache,
+      ...options,
+    })
+  }
+
+  it('gets a token for a plain user from the ticket cache, through the Kerberos link', async () => {
+    const before = idp.kerberosExchanges
+    const source = login()
+    const identity = (await source.token(), await source.identity())
+    assert.equal(identity.username, 'alice')
+    assert.equal(identity.refreshable, true)
+    assert.equal(idp.kerberosExchanges, before + 1)
+  })
+
+  it('gets a token for a two-factor user with the code from a TOTP secret', async () => {
+    const bob = await kdc.kinit('bob', 'bob-pw')
+    const source = login({ ccache: bob, otp: () => totp() })
+    assert.ok(await source.token())
+    assert.equal((await source.identity()).username, 'bob')
+  })
+
+  it('fails clearly after three wrong one-time codes', async () => {
+    const bob = await kdc.kinit('bob', 'bob-pw')
+    let asked = 0
+    const source = login({
+      ccache: bob,
+      otp: () => {
+        asked += 1
+        return '000000'
+      },
+    })
+    await assert.rejects(source.token(), (error: unknown) => {
+      assert.ok(error instanceof SsoError)
+      assert.equal(error.code, 'otp_rejected')
+      assert.match(error.message, /3 times/)
+      return true
+    })
+    assert.equal(asked, 3)
+  })
+
+  it('says to run kinit when there is no ticket', async () => {
+    const source = login({ ccache: `FILE:${kdc.dir}/no-such.ccache` })
+    await assert.rejects(source.token(), (error: unknown) => {
+      assert.ok(error instanceof SsoError)
+      assert.equal(error.code, 'kerberos_ticket_missing')
+      assert.match(error.message, /kinit/)
+      return true
+    })
+  })
+
+  it('gets a token with a keytab instead of a ticket cache', async () => {
+    const keytab = await kdc.userKeytab('robot')
+    const source = login({ ccache: undefined, keytab, principal: kdc.principal('robot') })
+    assert.ok(await source.token())
+    assert.equal((await source.identity()).username, 'robot')
+  })
+
+  it('says the ticket has expired, naming kinit', async () => {
+    const brief = await kdc.kinit('brief', 'brief-pw')
+    // The KDC issued a ticket of at most two seconds; wait until it is over.
+    await new Promise((resolve) => setTimeout(resolve, 3000))
+    await assert.rejects(login({ ccache: brief }).token(), (error: unknown) => {
+      assert.ok(error instanceof SsoError)
+      assert.equal(error.code, 'kerberos_ticket_expired')
+      assert.match(error.message, /kinit/)
+      return true
+    })
   })
 })

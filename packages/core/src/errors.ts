@@ -65,6 +65,20 @@ export const ERROR_STATUS = {
   insecure_transport: 502,
   /** The credential cache on disk is a symlink, not a directory, or open to other users: 500. */
   credential_cache_unsafe: 500,
+  /** Kerberos login was asked for but the optional `kerberos` module is not installed: 500. */
+  kerberos_unavailable: 500,
+  /** No Kerberos ticket (run `kinit`) and no keytab: 401. */
+  kerberos_ticket_missing: 401,
+  /** The Kerberos ticket has expired (run `kinit` again): 401. */
+  kerberos_ticket_expired: 401,
+  /** The provider refused the Kerberos ticket or its principal, or GSSAPI failed: 401. */
+  kerberos_refused: 401,
+  /** The provider asks for a one-time code and no source of one is configured: 401. */
+  otp_required: 401,
+  /** The provider refused the one-time codes given: 401. */
+  otp_rejected: 401,
+  /** A login page asked for something a script cannot answer (consent, another method): 502. */
+  login_page_unexpected: 502,
 } as const satisfies Record<string, number>
 
 export type SsoErrorCode = keyof typeof ERROR_STATUS

@@ -60,6 +60,8 @@ export const KNOWN_ENV_NAMES: ReadonlySet<string> = new Set([
   'TSGAUTH_FORCE_USE_AUTHFILE',
   'TSGAUTH_FORCE_DONT_USE_AUTHFILE',
   'TSGAUTH_LOGLEVEL',
+  // Kerberos logins: a one-time code for two-factor accounts.
+  'SSOKIT_OTP',
   // Set by ssokit's own test runner.
   'SSOKIT_TEST',
 ])
