@@ -64,6 +64,8 @@ export interface ProxyConfig {
   readonly trustedProxies: readonly string[]
   /** Hosts (`.example.org` with subdomains) a sign-in may return to besides the public URL. */
   readonly allowedRedirectDomains: readonly string[]
+  /** Seconds between authorisation checks of an open WebSocket. */
+  readonly websocketRecheck: number
 }
 
 /** Where each setting may come from: its flag, its environment variables, its file key. */
@@ -91,6 +93,7 @@ const SOURCES = {
     flag: 'allowed-redirect-domains',
     env: ['SSOKIT_ALLOWED_REDIRECT_DOMAINS'],
   },
+  websocketRecheck: { flag: 'websocket-recheck', env: ['SSOKIT_WEBSOCKET_RECHECK'] },
 } as const satisfies Record<string, { flag: string | undefined; env: readonly string[] }>
 
 type Key = keyof typeof SOURCES
@@ -254,6 +257,7 @@ const SCHEMA = z
     maxHeaderSize: integer(1024, 1_048_576, 'a number of bytes'),
     trustedProxies: list('a list of IP addresses or CIDR ranges', trustedProxyProblem).optional(),
     allowedRedirectDomains: list('a list of host names', redirectDomainProblem).optional(),
+    websocketRecheck: integer(1, 3600, 'a number of seconds'),
   })
   .strict()
 
@@ -428,6 +432,7 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
     prefix: DEFAULT_PREFIX,
     upstreamTimeout: 60,
     maxHeaderSize: 65_536,
+    websocketRecheck: 60,
   }
   for (const [key, { value }] of located) raw[key] = value
   if (headerPreset !== undefined) {
@@ -520,5 +525,6 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
     allowedRedirectDomains: Object.freeze(
       (parsed.allowedRedirectDomains ?? []).map((d) => d.toLowerCase()),
     ),
+    websocketRecheck: parsed.websocketRecheck,
   })
 }

@@ -5,6 +5,11 @@ const MESSAGES: Readonly<Record<number, readonly [code: string, title: string, t
   400: ['invalid_request', 'Bad request', 'This address cannot be served.'],
   404: ['not_found', 'Not found', 'There is nothing here.'],
   405: ['method_not_allowed', 'Method not allowed', 'This method is not served here.'],
+  501: [
+    'upgrade_not_supported',
+    'Not implemented',
+    'Only WebSocket connection upgrades are served here.',
+  ],
   502: [
     'upstream_unavailable',
     'Application unavailable',

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import {
   createSessionAuth,
   requireRoles,
@@ -40,6 +41,7 @@ import { RedirectPolicy } from './redirects.js'
 import { Rules } from './rules.js'
 import { TrustedProxies } from './trusted-proxies.js'
 import { Upstream } from './upstream.js'
+import { Tunnels, type Admission } from './websocket.js'
 
 /** Cookie names of the session module: the proxy's own, never sent upstream. */
 const OWN_COOKIE_PREFIXES = ['ssokit-', '__Host-ssokit-']
@@ -171,6 +173,24 @@ async function outgoingHeaders(
   return toOutgoing(pairs)
 }
 
+/** The rules, then the credentials when the rules ask for them: the same for every request. */
+async function admit(
+  h: Handler,
+  req: IncomingMessage,
+  target: CanonicalTarget,
+): Promise<Admission> {
+  const decision = h.rules.decide(target.path)
+  if (decision.public) return { ok: true, identity: undefined }
+  const request = toRequestLike(req, `${target.path}${target.search}`)
+  try {
+    const identity = await h.auth.authenticate(request)
+    if (decision.roles.length > 0) requireRoles(identity, decision.roles)
+    return { ok: true, identity }
+  } catch (error) {
+    return { ok: false, parts: h.auth.reject(error, request) }
+  }
+}
+
 async function handleRequest(h: Handler, req: IncomingMessage, res: ServerResponse) {
   const target = canonicalTarget(req.url ?? '/')
   if (typeof target === 'string') {
@@ -182,28 +202,38 @@ async function handleRequest(h: Handler, req: IncomingMessage, res: ServerRespon
     return
   }
   if (isUnderPrefix(target.path, h.config.prefix)) return ownEndpoint(h, req, res, target)
-  const decision = h.rules.decide(target.path)
-  let identity: Identity | undefined
-  if (!decision.public) {
-    const request = toRequestLike(req, `${target.path}${target.search}`)
-    try {
-      identity = await h.auth.authenticate(request)
-      if (decision.roles.length > 0) requireRoles(identity, decision.roles)
-    } catch (error) {
-      sendParts(res, h.auth.reject(error, request))
-      return
-    }
+  const admission = await admit(h, req, target)
+  if (!admission.ok) {
+    sendParts(res, admission.parts)
+    return
   }
-  const headers = await outgoingHeaders(h, req, identity)
+  const headers = await outgoingHeaders(h, req, admission.identity)
   await h.upstream.forward(req, res, `${target.encodedPath}${target.search}`, headers)
 }
 
-/** Answers an upgrade (WebSocket) request; upgrades are not proxied yet. */
-function refuseUpgrade(socket: Socket): void {
-  socket.end(
-    'HTTP/1.1 501 Not Implemented\r\nconnection: close\r\ncontent-type: application/json\r\n' +
-      'cache-control: no-store\r\ncontent-length: 33\r\n\r\n{"error":"upgrade_not_supported"}',
-  )
+/** A WebSocket handshake: refused, or checked like any request and tunnelled upstream. */
+async function handleUpgrade(
+  h: Handler,
+  tunnels: Tunnels,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+): Promise<void> {
+  const target = canonicalTarget(req.url ?? '/')
+  if (typeof target === 'string') {
+    tunnels.refuse(req, socket, 400)
+    return
+  }
+  // Nothing under the prefix upgrades.
+  if (isUnderPrefix(target.path, h.config.prefix)) {
+    tunnels.refuse(req, socket, 404)
+    return
+  }
+  await tunnels.handle(req, socket, head, {
+    path: `${target.encodedPath}${target.search}`,
+    admit: () => admit(h, req, target),
+    headers: (identity) => outgoingHeaders(h, req, identity),
+  })
 }
 
 /**
@@ -270,8 +300,9 @@ export async function startProxy(
       else res.destroy()
     })
   })
-  server.on('upgrade', (_req: IncomingMessage, socket: Socket) => {
-    refuseUpgrade(socket)
+  const tunnels = new Tunnels(upstream, { recheckMs: config.websocketRecheck * 1000 })
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    handleUpgrade(handler, tunnels, req, socket, head).catch(() => socket.destroy())
   })
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable) {
@@ -299,6 +330,7 @@ export async function startProxy(
     server,
     auth,
     async close() {
+      tunnels.closeAll()
       server.closeAllConnections()
       server.close()
       await once(server, 'close')

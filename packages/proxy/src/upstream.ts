@@ -5,6 +5,7 @@
  * incomplete body rather than a silent truncation.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { Pool } from 'undici'
 import { responseHeaders, type OutgoingHeaders } from './headers.js'
@@ -30,6 +31,17 @@ const TIMEOUTS: ReadonlySet<string> = new Set([
   'UND_ERR_BODY_TIMEOUT',
   'ETIMEDOUT',
 ])
+
+/** Why a WebSocket handshake with the upstream failed. */
+export type UpgradeFailure = 'upstream_unavailable' | 'upstream_timeout' | 'upgrade_refused'
+
+export type UpgradeResult =
+  | {
+      readonly ok: true
+      readonly socket: Duplex
+      readonly headers: Record<string, string | string[] | undefined>
+    }
+  | { readonly ok: false; readonly failure: UpgradeFailure }
 
 export class Upstream {
   readonly #pool: Pool
@@ -83,6 +95,35 @@ export class Upstream {
       res.destroy()
     } finally {
       res.off('close', onClose)
+    }
+  }
+
+  /**
+   * A WebSocket handshake with the upstream (undici sends `Connection: upgrade` and
+   * `Upgrade: websocket` itself). An answer other than 101 is `upgrade_refused`.
+   */
+  async upgrade(
+    path: string,
+    headers: OutgoingHeaders,
+    signal: AbortSignal,
+  ): Promise<UpgradeResult> {
+    try {
+      const { socket, headers: answer } = await this.#pool.upgrade({
+        path,
+        method: 'GET',
+        headers,
+        protocol: 'websocket',
+        signal,
+      })
+      return { ok: true, socket, headers: answer }
+    } catch (error) {
+      const code = errorCode(error)
+      if (TIMEOUTS.has(code)) return { ok: false, failure: 'upstream_timeout' }
+      // undici's "bad upgrade": the application answered, but not with 101.
+      if (code === 'UND_ERR_SOCKET' && error instanceof Error && error.message === 'bad upgrade') {
+        return { ok: false, failure: 'upgrade_refused' }
+      }
+      return { ok: false, failure: 'upstream_unavailable' }
     }
   }
 

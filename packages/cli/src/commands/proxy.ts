@@ -41,6 +41,8 @@ Options (each also from the environment or the --config file; flags win):
   --allowed-redirect-domains <list>
                                Hosts a sign-in may return to besides the public URL
                                (.example.org: with subdomains)  SSOKIT_ALLOWED_REDIRECT_DOMAINS
+  --websocket-recheck <secs>   Check an open WebSocket's session this often (default 60)
+                                                                         SSOKIT_WEBSOCKET_RECHECK
   --config <file>              YAML file of the same settings, plus rules and header names
   --pid-file <file>            Write the process id here while running
   -h, --help                   Show this help
@@ -68,6 +70,7 @@ const OPTIONS = {
   'max-header-size': textOption(),
   'trusted-proxies': textOption(),
   'allowed-redirect-domains': textOption(),
+  'websocket-recheck': textOption(),
   config: pathOption(),
   'pid-file': pathOption(),
 }

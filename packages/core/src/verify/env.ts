@@ -53,6 +53,7 @@ export const KNOWN_ENV_NAMES: ReadonlySet<string> = new Set([
   'SSOKIT_MAX_HEADER_SIZE',
   'SSOKIT_TRUSTED_PROXIES',
   'SSOKIT_ALLOWED_REDIRECT_DOMAINS',
+  'SSOKIT_WEBSOCKET_RECHECK',
   // The client side (@ssokit/client, ssokit token | status | logout).
   'SSOKIT_HOME',
   'SSOKIT_CLIENT_SECRET',
