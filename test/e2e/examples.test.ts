@@ -1,17 +1,21 @@
 /**
  * The examples in examples/ run as a user would start them, configured through the environment
  * (loadConfig), against the development provider: a token for `demo-api` is accepted, none is
- * refused, and a misspelt variable is named on stderr.
+ * refused, and a misspelt variable is named on stderr. examples/legacy-flask starts with its one
+ * command (run.sh: uWSGI, ssokit idp, ssokit proxy) and its Flask app sees the signed-in user.
  */
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 
-import { startIdp, type RunningIdp } from '@ssokit/idp'
+import { CookieJar, startIdp, type RunningIdp } from '@ssokit/idp'
+import { freePort } from '../support/redis.js'
+import { finishLogin } from '../support/session-redis.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const EXAMPLES = ['express', 'fastify', 'hono', 'node'] as const
@@ -23,8 +27,17 @@ interface Example {
 }
 
 const running = new Set<ChildProcess>()
+const groups = new Set<number>()
 process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL')
+  // run.sh leads a process group of its own; its servers must not outlive the tests either.
+  for (const pid of groups) {
+    try {
+      process.kill(-pid, 'SIGKILL')
+    } catch {
+      // already gone
+    }
+  }
 })
 
 /** Starts an example with `env` added to this process's environment; resolves on its banner. */
@@ -120,5 +133,89 @@ describe('examples configured through the environment', () => {
     } finally {
       await stop(example)
     }
+  })
+})
+
+interface LegacyFlask {
+  readonly child: ChildProcess
+  readonly ports: { readonly app: number; readonly idp: number; readonly proxy: number }
+  output(): string
+}
+
+/** `examples/legacy-flask/run.sh` on free ports; resolves once it says where to open the app. */
+async function startLegacyFlask(): Promise<LegacyFlask> {
+  const ports = { app: await freePort(), idp: await freePort(), proxy: await freePort() }
+  const child = spawn('bash', [join('examples', 'legacy-flask', 'run.sh')], {
+    cwd: root,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      APP_PORT: String(ports.app),
+      IDP_PORT: String(ports.idp),
+      PROXY_PORT: String(ports.proxy),
+      SSOKIT: `${process.execPath} --conditions=source --import tsx ${join(root, 'packages/cli/src/main.ts')}`,
+    },
+  })
+  if (child.pid !== undefined) groups.add(child.pid)
+  let output = ''
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()))
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', () => {
+      if (output.includes(`open http://localhost:${ports.proxy}/`)) resolve()
+    })
+    child.once('exit', (code) => {
+      reject(new Error(`run.sh exited with ${String(code)} before it was ready:\n${output}`))
+    })
+  })
+  return { child, ports, output: () => output }
+}
+
+async function closed(port: number): Promise<boolean> {
+  try {
+    await fetch(`http://127.0.0.1:${port}/`)
+    return false
+  } catch {
+    return true
+  }
+}
+
+describe('examples/legacy-flask: a Shibboleth/ADFS-era Flask app behind ssokit proxy', () => {
+  it('starts with run.sh; the app reads the signed-in user from HTTP_ADFS_*; Ctrl-C stops all', async () => {
+    const flask = await startLegacyFlask()
+    const base = `http://localhost:${flask.ports.proxy}`
+    try {
+      // Without the proxy the app finds no ADFS attributes: it depends on the front server.
+      assert.equal((await fetch(`http://127.0.0.1:${flask.ports.app}/whoami`)).status, 401)
+      // A script claiming to be someone is asked to sign in; the claim never reaches the app.
+      const spoofed = await fetch(`${base}/whoami`, { headers: { 'ADFS-LOGIN': 'mallory' } })
+      assert.equal(spoofed.status, 401)
+      const jar = new CookieJar()
+      const start = await jar.fetch(`${base}/_ssokit/login?returnTo=/whoami`)
+      const issuer = `http://127.0.0.1:${flask.ports.idp}/auth/realms/dev`
+      const { callback } = await finishLogin(
+        issuer,
+        start.headers.get('location') ?? '',
+        'alice',
+        jar,
+      )
+      assert.equal(callback.status, 302)
+      assert.equal(callback.headers.get('location'), `${base}/whoami`)
+      const me = await jar.fetch(`${base}/whoami`, { headers: { adfs_login: 'mallory' } })
+      assert.equal(me.status, 200, flask.output())
+      assert.deepEqual(await me.json(), {
+        username: 'alice',
+        email: 'alice@example.org',
+        fullname: 'Alice Example',
+        groups: ['admin', 'user'],
+      })
+      const page = await jar.fetch(`${base}/`, { headers: { accept: 'text/html' } })
+      assert.match(await page.text(), /Hello, <span id="fullname">Alice Example<\/span>/)
+    } finally {
+      flask.child.kill('SIGINT')
+      if (flask.child.exitCode === null) await once(flask.child, 'exit')
+    }
+    for (const port of Object.values(flask.ports)) assert.ok(await closed(port), `${port} open`)
   })
 })
