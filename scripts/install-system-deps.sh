@@ -20,6 +20,8 @@ needed=(
   "/usr/bin/curl:curl"
   "/usr/bin/uwsgi:uwsgi"
   "/usr/bin/uwsgi_python311:uwsgi-plugin-python3"
+  "/usr/bin/php:php-cli"
+  "/usr/share/simplesamlphp/www:simplesamlphp"
 )
 missing=()
 for pair in "${needed[@]}"; do

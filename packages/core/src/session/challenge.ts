@@ -4,7 +4,8 @@
  */
 import { isSsoError, SsoError } from '../errors.js'
 import type { RequestLike, ResponseParts } from '../http.js'
-import { clearCookie, loginUrl, type SessionConfig } from './context.js'
+import { clearCookie, loginUrl } from './context.js'
+import type { SessionFrame } from './frame.js'
 import { pageHeaders, renderWith, type PageContent, type SessionPageOptions } from './pages.js'
 import { STORE_RETRY_AFTER_S } from './store-errors.js'
 
@@ -100,9 +101,15 @@ function htmlParts(
   }
 }
 
+/** What the answer to a refused request is built from: any login source's frame and realm. */
+export type RejectionConfig = Pick<
+  SessionFrame,
+  'publicUrl' | 'prefix' | 'sessionCookie' | 'secure' | 'pages'
+> & { readonly realm: string }
+
 /** The answer to a request without a bearer token that the session side refused. */
 export function rejectSession(
-  config: SessionConfig,
+  config: RejectionConfig,
   rejections: SessionRejections,
   error: unknown,
   request: RequestLike,

@@ -9,6 +9,7 @@ import type { EventSink } from '../verify/events.js'
 import type { SessionBearerOptions } from './bearer.js'
 import { ClientAuthentication } from './client-auth.js'
 import { expireCookie, parseCookies, serializeCookie, type CookieJar } from './cookies.js'
+import type { SessionFrame } from './frame.js'
 import type { ResolvedSessionConfig } from './options.js'
 import { Provider } from './provider.js'
 import { safeReturnTo } from './return-to.js'
@@ -58,12 +59,15 @@ export function tokenParams(config: SessionConfig): URLSearchParams {
 }
 
 /** `<publicUrl><prefix>/login?returnTo=<path>`. */
-export function loginUrl(config: SessionConfig, returnTo: string): string {
+export function loginUrl(
+  config: Pick<SessionFrame, 'publicUrl' | 'prefix'>,
+  returnTo: string,
+): string {
   return `${config.publicUrl}${config.prefix}/login?returnTo=${encodeURIComponent(safeReturnTo(returnTo))}`
 }
 
 export function setCookie(
-  config: SessionConfig,
+  config: Pick<SessionFrame, 'secure'>,
   name: string,
   value: string,
   maxAge: number | undefined,
@@ -76,7 +80,11 @@ export function setCookie(
   })
 }
 
-export function clearCookie(config: SessionConfig, name: string, path: string): string {
+export function clearCookie(
+  config: Pick<SessionFrame, 'secure'>,
+  name: string,
+  path: string,
+): string {
   return expireCookie(name, { path, secure: config.secure })
 }
 

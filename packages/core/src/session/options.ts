@@ -10,14 +10,12 @@ import {
   type ClientPrivateKey,
   type TokenEndpointAuthMethod,
 } from './client-auth.js'
-import { DEFAULT_MAX_BODY_SIZE } from './body.js'
-import { MemorySessionStore } from './memory-store.js'
+import { resolveSessionFrame, type SessionFrame } from './frame.js'
 import type { SessionPageOptions } from './pages.js'
 import type { SessionStore } from './store.js'
 
 /** Sessions longer than this (12 h) ask the provider for an offline token, as tsgauth does. */
 export const OFFLINE_THRESHOLD_S = 43_200
-const MIN_SECRET_LENGTH = 32
 const RESERVED_LOGIN_PARAMS = new Set([
   'client_id',
   'redirect_uri',
@@ -37,7 +35,6 @@ const RESERVED_LOGIN_PARAMS = new Set([
   'resource',
   'audience',
 ])
-const PREFIX = /^(\/[A-Za-z0-9._~-]+)+$/
 
 export interface SessionCookieOptions {
   /**
@@ -138,42 +135,29 @@ export interface SessionAuthOptionsBase<Roles, Bearer> {
   readonly expert?: SessionExpertOptions
 }
 
-export interface ResolvedSessionConfig<Roles, Bearer> {
+export interface ResolvedSessionConfig<Roles, Bearer> extends SessionFrame {
   /** The issuer exactly as configured: compared character for character with `iss` and discovery. */
   readonly issuer: string
   readonly clientId: string
   /** The secret, key and method of token-endpoint authentication, checked. */
   readonly clientCredentials: ClientCredentials
-  /** Origin only, no trailing slash. */
-  readonly publicUrl: string
-  readonly secrets: readonly string[]
-  readonly store: SessionStore
-  readonly prefix: string
   readonly redirectUri: string
-  readonly sessionLifetimeS: number
-  readonly idleTimeoutS: number | undefined
   readonly scope: string
   /** `resource` and `audience`, in the order sent with authorization and token requests. */
   readonly tokenParams: readonly (readonly [name: 'resource' | 'audience', value: string])[]
   readonly offline: boolean
   readonly postLogoutRedirectUri: string
   readonly maxLoginAttempts: number
-  readonly maxBodySize: number
   readonly loginParams: ReadonlySet<string>
   readonly realm: string
   readonly roles: Roles | undefined
   readonly usernameClaim: string | undefined
   readonly bearer: false | Bearer | undefined
-  readonly secure: boolean
-  readonly sessionCookie: string
-  readonly transactionCookiePrefix: string
-  readonly loopCookie: string
   readonly now: () => number
   readonly fetch: typeof fetch | undefined
   readonly httpTimeoutMs: number
   readonly allowHttpIssuer: boolean
   readonly onEvent: SsoEventHandler | undefined
-  readonly pages: SessionPageOptions | undefined
 }
 
 function fail(message: string, code?: SsoTypeError['code']): never {
@@ -189,14 +173,6 @@ function requiredString(value: unknown, name: string): string {
   return value
 }
 
-function seconds(value: unknown, name: string, fallback: number | undefined): number | undefined {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    fail(`createSessionAuth: ${name} must be a positive whole number of seconds`)
-  }
-  return value
-}
-
 function isLoopback(url: URL): boolean {
   return url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]'
 }
@@ -207,26 +183,6 @@ function parseUrl(value: string, name: string): URL {
   } catch {
     return fail(`createSessionAuth: ${name} must be an absolute URL`)
   }
-}
-
-function resolvePages(pages: unknown): SessionPageOptions | undefined {
-  if (pages === undefined) return undefined
-  if (typeof pages !== 'object' || pages === null)
-    fail('createSessionAuth: pages must be an object', 'ERR_INVALID_ARG_TYPE')
-  const { render, contentSecurityPolicy } = pages as Partial<Record<string, unknown>>
-  if (typeof render !== 'function')
-    fail('createSessionAuth: pages.render must be a function', 'ERR_INVALID_ARG_TYPE')
-  if (
-    contentSecurityPolicy !== undefined &&
-    (typeof contentSecurityPolicy !== 'string' || !/^[\x20-\x7e]+$/.test(contentSecurityPolicy))
-  ) {
-    fail('createSessionAuth: pages.contentSecurityPolicy must be a header value on one line')
-  }
-  const copy = {
-    render: render as SessionPageOptions['render'],
-    ...(contentSecurityPolicy === undefined ? {} : { contentSecurityPolicy }),
-  }
-  return Object.freeze(copy)
 }
 
 /** Printable ASCII without spaces: what fits in a query or form parameter unchanged in meaning. */
@@ -293,83 +249,8 @@ export function resolveOptions<Roles, Bearer>(
   const clientId = requiredString(options.clientId, 'clientId')
   const clientCredentials = resolveClientCredentials(options)
 
-  const publicUrlInput = requiredString(options.publicUrl, 'publicUrl')
-  const publicUrl = parseUrl(publicUrlInput, 'publicUrl')
-  if (publicUrl.protocol !== 'https:' && publicUrl.protocol !== 'http:') {
-    fail('createSessionAuth: publicUrl must be an https URL')
-  }
-  if (publicUrl.pathname !== '/' || publicUrl.search !== '' || publicUrl.hash !== '') {
-    fail('createSessionAuth: publicUrl must be an origin such as https://app.example.org (no path)')
-  }
-  if (publicUrl.username !== '' || publicUrl.password !== '')
-    fail('createSessionAuth: publicUrl must not contain credentials')
-
-  const insecure = options.cookies?.insecureHttpForLocalhost
-  if (insecure !== undefined && typeof insecure !== 'boolean') {
-    fail(
-      'createSessionAuth: cookies.insecureHttpForLocalhost must be a boolean',
-      'ERR_INVALID_ARG_TYPE',
-    )
-  }
-  const localhostHttp =
-    publicUrl.protocol === 'http:' &&
-    (publicUrl.hostname === 'localhost' || publicUrl.hostname === '127.0.0.1')
-  if (insecure === true && !localhostHttp) {
-    fail(
-      'createSessionAuth: cookies.insecureHttpForLocalhost is allowed only with an http://localhost or http://127.0.0.1 publicUrl',
-    )
-  }
-  if (publicUrl.protocol === 'http:' && insecure !== true) {
-    fail(
-      localhostHttp
-        ? 'createSessionAuth: an http publicUrl needs cookies.insecureHttpForLocalhost: true (browsers drop Secure cookies over http)'
-        : 'createSessionAuth: publicUrl must use https; http is allowed only for localhost during development',
-    )
-  }
-  const secure = insecure !== true
-
-  const secretInput = options.secret
-  const secrets =
-    typeof secretInput === 'string'
-      ? [secretInput]
-      : Array.isArray(secretInput)
-        ? [...(secretInput as readonly unknown[])]
-        : undefined
-  if (secrets === undefined || secrets.length === 0) {
-    fail(
-      'createSessionAuth: option secret is required (a string of at least 32 characters, or a list for rotation)',
-      'ERR_MISSING_OPTION',
-    )
-  }
-  for (const s of secrets) {
-    if (typeof s !== 'string' || s.length < MIN_SECRET_LENGTH) {
-      fail(
-        `createSessionAuth: every secret must be a string of at least ${MIN_SECRET_LENGTH} characters`,
-      )
-    }
-  }
-
-  const store = options.store ?? new MemorySessionStore()
-  for (const method of [
-    'get',
-    'set',
-    'delete',
-    'deleteBySubject',
-    'deleteBySid',
-    'lock',
-    'close',
-  ] as const) {
-    if (typeof store[method] !== 'function')
-      fail(`createSessionAuth: store must implement ${method}()`, 'ERR_INVALID_ARG_TYPE')
-  }
-
-  const prefix = options.prefix ?? '/auth'
-  if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
-    fail('createSessionAuth: prefix must be a path such as /auth (no trailing slash)')
-  }
-
-  const sessionLifetimeS = seconds(options.sessionLifetime, 'sessionLifetime', 28_800) ?? 28_800
-  const idleTimeoutS = seconds(options.idleTimeout, 'idleTimeout', undefined)
+  const frame = resolveSessionFrame(options, 'createSessionAuth')
+  const { sessionLifetimeS, prefix } = frame
   const offline = sessionLifetimeS > OFFLINE_THRESHOLD_S
 
   const scopeInput = options.scopes ?? ['openid', 'profile', 'email']
@@ -403,11 +284,6 @@ export function resolveOptions<Roles, Bearer>(
   const maxLoginAttempts = options.maxLoginAttempts ?? 5
   if (!Number.isSafeInteger(maxLoginAttempts) || maxLoginAttempts < 1) {
     fail('createSessionAuth: maxLoginAttempts must be a positive integer')
-  }
-
-  const maxBodySize = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE
-  if (!Number.isSafeInteger(maxBodySize) || maxBodySize < 1) {
-    fail('createSessionAuth: maxBodySize must be a positive whole number of bytes')
   }
 
   const loginParams = new Set<string>()
@@ -444,36 +320,23 @@ export function resolveOptions<Roles, Bearer>(
     fail('createSessionAuth: expert.httpTimeout must be a positive number of seconds')
   }
 
-  const pages = resolvePages(options.pages)
-
-  const origin = publicUrl.origin
+  const origin = frame.publicUrl
   return Object.freeze({
-    pages,
+    ...frame,
     issuer: issuerText,
     clientId,
     clientCredentials,
-    publicUrl: origin,
-    secrets: Object.freeze(secrets as string[]),
-    store,
-    prefix,
     redirectUri: `${origin}${prefix}/callback`,
-    sessionLifetimeS,
-    idleTimeoutS,
     scope: [...scopes].join(' '),
     tokenParams,
     offline,
     postLogoutRedirectUri: `${origin}${postLogoutPath}`,
     maxLoginAttempts,
-    maxBodySize,
     loginParams,
     realm,
     roles: options.roles,
     usernameClaim: options.usernameClaim,
     bearer: options.bearer,
-    secure,
-    sessionCookie: secure ? '__Host-ssokit-session' : 'ssokit-session',
-    transactionCookiePrefix: secure ? '__Host-ssokit-tx-' : 'ssokit-tx-',
-    loopCookie: secure ? '__Host-ssokit-login' : 'ssokit-login',
     now: expert.now ?? Date.now,
     fetch: expert.fetch,
     httpTimeoutMs: httpTimeout * 1000,
