@@ -8,10 +8,21 @@ import { createHash, randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import kerberos from 'kerberos'
 import { Secret, TOTP } from 'otpauth'
-import { kerberosLogin, type KerberosLoginOptions } from '@ssokit/client'
+import {
+  cookieSession,
+  kerberos as kerberosAuth,
+  kerberosLogin,
+  readCookieFile,
+  writeCookieFile,
+  type KerberosLoginOptions,
+} from '@ssokit/client'
 import { SsoError } from '@ssokit/core'
 import { CookieJar, startIdp, type IdpConfig, type RunningIdp } from '@ssokit/idp'
+import { execFile } from 'node:child_process'
+import { join } from 'node:path'
+import { startDemoApp, type RunningDemoApp } from '../../packages/cli/src/demo/index.js'
 import { startKdc, type RunningKdc } from '../support/kdc.js'
+import { tempDir } from '../support/redis.js'
 
 const OTP_SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
 const REDIRECT = 'http://localhost:8765/callback'
@@ -19,18 +30,26 @@ const REDIRECT = 'http://localhost:8765/callback'
 let kdc: RunningKdc
 let idp: RunningIdp
 let aliceCache: string
+let apps: RunningDemoApp[] = []
 
 function realmConfig(): IdpConfig {
   return {
     realm: 'krb',
     users: [
-      { username: 'alice', password: 'alice' },
+      { username: 'alice', password: 'alice', roles: { '*': ['admin'] } },
       { username: 'bob', password: 'bob', otp_secret: OTP_SECRET },
       // Codes are single-use per user: the idp's own tests use carol, the client's bob.
       { username: 'carol', password: 'carol', otp_secret: OTP_SECRET },
       { username: 'robot', password: 'robot' },
     ],
     clients: [
+      {
+        client_id: 'demo-app',
+        secret: 'demo-app-secret',
+        grant_types: ['authorization_code', 'refresh_token'],
+        redirect_uris: ['http://localhost:*/*'],
+        post_logout_redirect_uris: ['http://localhost:*/*'],
+      },
       {
         client_id: 'cli',
         grant_types: ['authorization_code', 'refresh_token'],
@@ -110,9 +129,14 @@ before(async () => {
   process.env.KRB5_CONFIG = kdc.krb5Config
   aliceCache = await kdc.kinit('alice', 'alice-pw')
   idp = await startIdp({ port: 0, config: realmConfig() })
+  apps = [
+    await startDemoApp({ port: 0, issuer: idp.issuer }),
+    await startDemoApp({ port: 0, issuer: idp.issuer }),
+  ]
 })
 
 after(async () => {
+  for (const app of apps) await app.close()
   await idp.close()
   await kdc.stop()
 })
@@ -295,5 +319,84 @@ describe('client: kerberosLogin', () => {
       assert.match(error.message, /kinit/)
       return true
     })
+  })
+})
+
+/** `curl -s -b <file> <url>`: the status line and body, as a user's shell would see them. */
+function curl(file: string, url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      'curl',
+      ['-s', '-b', file, '-H', 'accept: application/json', '-w', '\n%{http_code}', url],
+      (error, stdout) => {
+        if (error) reject(new Error(`curl failed: ${error.message}`))
+        else {
+          const cut = stdout.lastIndexOf('\n')
+          resolve({ status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) })
+        }
+      },
+    )
+  })
+}
+
+describe('client: cookieSession and cookie files', () => {
+  const dir = tempDir('ssokit-cookies-')
+
+  it('signs in to a site with Kerberos, writes a file curl -b uses, and reuses the provider session for a second site', async () => {
+    const [first, second] = apps
+    assert.ok(first && second)
+    const login = kerberosAuth({ ccache: aliceCache })
+    const before = idp.kerberosExchanges
+    const session = await cookieSession(`${first.url}/admin`, { issuer: idp.issuer, login })
+    assert.equal(session.status, 200)
+    assert.equal(session.kerberosUsed, true)
+    assert.equal(session.principal, 'alice@SSOKIT.TEST')
+    assert.equal(idp.kerberosExchanges, before + 1)
+    const file = join(dir, 'cookies.txt')
+    await writeCookieFile(file, session.jar, { owner: session.principal })
+    const text = await (await import('node:fs/promises')).readFile(file, 'utf8')
+    assert.match(text, /^#HttpOnly_localhost\tFALSE\t\//m)
+    assert.match(text, /^# ssokit-owner: alice@SSOKIT.TEST$/m)
+    const { mode } = await (await import('node:fs/promises')).stat(file)
+    assert.equal(mode & 0o777, 0o600)
+
+    const whoami = await curl(file, `${first.url}/api/whoami`)
+    assert.equal(whoami.status, 200)
+    assert.equal((JSON.parse(whoami.body) as { username: string }).username, 'alice')
+
+    // The second site: the file's provider cookies sign in without a new Kerberos exchange.
+    const saved = await readCookieFile(file)
+    assert.equal(saved.owner, 'alice@SSOKIT.TEST')
+    const again = await cookieSession(`${second.url}/admin`, {
+      issuer: idp.issuer,
+      login: kerberosAuth({ ccache: `FILE:${kdc.dir}/no-ticket-needed.ccache` }),
+      jar: saved.jar,
+    })
+    assert.equal(again.status, 200)
+    assert.equal(again.kerberosUsed, false)
+    assert.equal(idp.kerberosExchanges, before + 1)
+    await writeCookieFile(file, again.jar, { owner: 'alice@SSOKIT.TEST' })
+    const other = await curl(file, `${second.url}/api/whoami`)
+    assert.equal(other.status, 200)
+  })
+
+  it("refuses to overwrite another principal's cookie file without force", async () => {
+    const file = join(dir, 'theirs.txt')
+    const session = await cookieSession(`${apps[0]?.url ?? ''}/admin`, {
+      issuer: idp.issuer,
+      login: kerberosAuth({ ccache: aliceCache }),
+    })
+    await writeCookieFile(file, session.jar, { owner: 'bob@SSOKIT.TEST' })
+    await assert.rejects(
+      writeCookieFile(file, session.jar, { owner: 'alice@SSOKIT.TEST' }),
+      (error: unknown) => {
+        assert.ok(error instanceof SsoError)
+        assert.equal(error.code, 'credential_cache_unsafe')
+        assert.match(error.message, /bob@SSOKIT.TEST/)
+        return true
+      },
+    )
+    await writeCookieFile(file, session.jar, { owner: 'alice@SSOKIT.TEST', force: true })
+    assert.equal((await readCookieFile(file)).owner, 'alice@SSOKIT.TEST')
   })
 })

@@ -11,3 +11,10 @@ export { cacheDirectory } from './cache/location.js'
 export { listCredentials, removeCredential, type CachedCredential } from './cache/inspect.js'
 export { DEFAULT_REDIRECT_URI, kerberosLogin, type KerberosLoginOptions } from './kerberos/login.js'
 export { kerberos, type KerberosAuth, type KerberosOptions } from './kerberos/auth.js'
+export { cookieSession, type CookieSession, type CookieSessionOptions } from './cookies/session.js'
+export {
+  readCookieFile,
+  writeCookieFile,
+  type CookieFile,
+  type WriteCookieFileOptions,
+} from './cookies/netscape.js'

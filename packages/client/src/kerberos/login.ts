@@ -16,6 +16,7 @@ import { translateProtocolError } from '../protocol-errors.js'
 import { requireTokenEndpoint } from '../provider.js'
 import type { TokenSource } from '../token-source.js'
 import { checkKerberosOptions, type KerberosOptions } from './auth.js'
+import { navigationFetch } from './navigate.js'
 import { OtpSession } from './otp.js'
 import { walk } from './walk.js'
 
@@ -46,8 +47,9 @@ export function kerberosLogin(
   const kerberosOptions = checkKerberosOptions(CALLER, options)
   const checked = checkLoginOptions(CALLER, options, expert)
   const env = expert.env ?? process.env
+  const pages = expert.fetch ?? navigationFetch
   return loginSource(checked, (context) =>
-    runKerberosLogin(context, new URL(redirectUri), kerberosOptions, env),
+    runKerberosLogin(context, new URL(redirectUri), kerberosOptions, env, pages),
   )
 }
 
@@ -60,6 +62,7 @@ async function runKerberosLogin(
   redirectUri: URL,
   options: KerberosOptions,
   env: Readonly<Record<string, string | undefined>>,
+  pages: typeof fetch,
 ): Promise<Credential> {
   const { provider, key, runtime } = context
   const metadata = await provider.metadata()
@@ -89,7 +92,7 @@ async function runKerberosLogin(
   })
   const end = await walk(
     {
-      fetch: provider.settings.fetch,
+      fetch: pages,
       jar: new CookieJar(),
       provider: new URL(provider.issuer),
       credentials: options,

@@ -4,6 +4,8 @@
  * `KRB5CCNAME` and `KRB5_CLIENT_KTNAME`, so a login that names its own sets them for the moment
  * of the call, one call at a time.
  */
+import { execFile } from 'node:child_process'
+
 import { SsoError } from '@ssokit/core'
 
 interface KerberosClientContext {
@@ -115,11 +117,24 @@ export function translateGssError(error: unknown, credentials: KerberosCredentia
   })
 }
 
+/** The default principal of a ticket cache, as `klist` prints it. */
+function cachePrincipal(ccache: string | undefined): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const args = ccache === undefined ? [] : ['-c', ccache]
+    execFile('klist', args, { timeout: 5000 }, (error, stdout) => {
+      resolve(error ? undefined : /^Default principal:\s*(\S+)/m.exec(stdout)?.[1])
+    })
+  })
+}
+
 export interface NegotiateResult {
   /** The base64 token for `Authorization: Negotiate <token>`. */
   readonly token: string
-  /** The client principal GSSAPI used (`alice@EXAMPLE.ORG`). */
-  readonly principal: string | undefined
+  /**
+   * The client principal (`alice@EXAMPLE.ORG`): from the server's mutual-authentication reply
+   * (`WWW-Authenticate: Negotiate <reply>`) when it sent one, else the credentials' own.
+   */
+  principal(reply: string | undefined): Promise<string | undefined>
 }
 
 /** A token for `service` (`HTTP@host`), with the credentials given or the environment's. */
@@ -144,7 +159,20 @@ export async function negotiate(
         ...(credentials.principal === undefined ? {} : { principal: credentials.principal }),
       })
       const token = await client.step('')
-      return { token, principal: client.username || credentials.principal }
+      return {
+        token,
+        principal: async (reply) => {
+          if (reply !== undefined) {
+            try {
+              await client.step(reply)
+              if (client.username) return client.username
+            } catch {
+              // A reply that does not verify says nothing about who we are; ask the cache.
+            }
+          }
+          return credentials.principal ?? (await cachePrincipal(credentials.ccache))
+        },
+      }
     } catch (error) {
       throw translateGssError(error, credentials)
     }

@@ -12,7 +12,7 @@ import { checkEndpoint } from '../http.js'
 import type { Logger } from '../log.js'
 import { autoSubmitForm, byId, formById, type Form, textOf, title } from './html.js'
 import type { OtpSession } from './otp.js'
-import { negotiate, type KerberosCredentials } from './spnego.js'
+import { negotiate, type KerberosCredentials, type NegotiateResult } from './spnego.js'
 
 const MAX_STEPS = 40
 const MAX_PAGE_BYTES = 1024 * 1024
@@ -39,6 +39,7 @@ export type WalkEnd =
       readonly kind: 'page'
       readonly url: URL
       readonly status: number
+      readonly headers: Headers
       readonly body: string
       readonly negotiated: boolean
     }
@@ -103,10 +104,16 @@ export async function walk(
   let negotiated = false
   let kerberosLinkUsed = false
   let refusedOtp: string | undefined
+  let pendingPrincipal: NegotiateResult | undefined
   for (let count = 0; count < MAX_STEPS; count++) {
     const { url } = step
     checkEndpoint(url, 'sign-in page')
-    const headers = new Headers({ accept: 'text/html,application/xhtml+xml,*/*;q=0.8' })
+    // A page load, as a browser's: sites send those (and not API calls) to the sign-in.
+    const headers = new Headers({
+      accept: 'text/html,application/xhtml+xml,*/*;q=0.8',
+      'sec-fetch-mode': 'navigate',
+      'sec-fetch-dest': 'document',
+    })
     const cookie = await context.jar.getCookieString(url.href)
     if (cookie !== '') headers.set('cookie', cookie)
     if (step.authorization !== undefined) headers.set('authorization', step.authorization)
@@ -126,6 +133,11 @@ export async function walk(
       await context.jar.setCookie(line, url.href, { ignoreError: true })
     }
     const onProvider = url.origin === providerOrigin
+    if (pendingPrincipal !== undefined && response.status !== 401) {
+      const reply = /^\s*Negotiate\s+(\S+)/i.exec(response.headers.get('www-authenticate') ?? '')
+      state.principal = await pendingPrincipal.principal(reply?.[1])
+      pendingPrincipal = undefined
+    }
     const location = response.headers.get('location')
     if (response.status >= 300 && response.status < 400 && location !== null) {
       await response.body?.cancel()
@@ -153,13 +165,22 @@ export async function walk(
       }
       context.log('debug', `answering Negotiate at ${url.origin}${url.pathname} for ${service}`)
       const result = await negotiate(service, context.credentials)
-      state.principal = result.principal
+      pendingPrincipal = result
       negotiated = true
       step = { ...step, authorization: `Negotiate ${result.token}` }
       continue
     }
     const body = await readPage(response)
-    if (!onProvider) return { kind: 'page', url, status: response.status, body, negotiated }
+    if (!onProvider) {
+      return {
+        kind: 'page',
+        url,
+        status: response.status,
+        headers: response.headers,
+        body,
+        negotiated,
+      }
+    }
 
     const error = textOf(body, 'kc-error-message')
     const otpForm = formById(body, 'kc-otp-login-form')
