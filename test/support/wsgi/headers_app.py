@@ -1,6 +1,7 @@
 """A WSGI application that shows the request headers it received, the way a Flask or Django
 app sees them (HTTP_* keys of the WSGI environment): JSON by default, an HTML page for a
-browser. Standard library only, so Debian's uwsgi-plugin-python3 runs it as it is."""
+browser. `/set-cookie` also sets a cookie of the application's own. Standard library only, so
+Debian's uwsgi-plugin-python3 runs it as it is."""
 
 import html
 import json
@@ -22,8 +23,8 @@ def application(environ, start_response):
     else:
         body = json.dumps({"path": environ.get("PATH_INFO", ""), "headers": headers}).encode()
         kind = "application/json"
-    start_response(
-        "200 OK",
-        [("Content-Type", kind), ("Content-Length", str(len(body))), ("Cache-Control", "no-store")],
-    )
+    answer = [("Content-Type", kind), ("Content-Length", str(len(body))), ("Cache-Control", "no-store")]
+    if environ.get("PATH_INFO") == "/set-cookie":
+        answer.append(("Set-Cookie", "app_theme=dark; Path=/; HttpOnly"))
+    start_response("200 OK", answer)
     return [body]
