@@ -22,6 +22,8 @@ needed=(
   "/usr/bin/uwsgi_python311:uwsgi-plugin-python3"
   "/usr/bin/php:php-cli"
   "/usr/share/simplesamlphp/www:simplesamlphp"
+  "/usr/sbin/nginx:nginx"
+  "/usr/bin/caddy:caddy"
 )
 missing=()
 for pair in "${needed[@]}"; do

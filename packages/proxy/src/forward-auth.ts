@@ -54,6 +54,8 @@ export interface ForwardAuthSetup {
   readonly rules: Rules
   readonly trusted: TrustedProxies
   readonly redirects: RedirectPolicy
+  /** Every identity header name configured, the assertion's included. */
+  readonly headerNames: readonly string[]
   /** The identity headers (and assertion) of an allowed request, lower-case names. */
   identityHeaders(identity: Identity): Promise<[string, string][]>
 }
@@ -187,6 +189,10 @@ export async function forwardAuth(
   const allow = (pairs: readonly [string, string][]) => {
     res.statusCode = 200
     res.setHeader('cache-control', 'no-store')
+    // Every configured header is in the answer, empty when there is no value: a front server
+    // that copies a header only when the answer has it (Caddy 2.6 sends its placeholder text
+    // instead) then still replaces whatever the client sent.
+    for (const name of setup.headerNames) res.setHeader(name.toLowerCase(), '')
     for (const [name, value] of pairs) res.setHeader(name, value)
     res.end()
   }

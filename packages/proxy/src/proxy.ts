@@ -291,6 +291,7 @@ export async function startProxy(
       rules,
       trusted,
       redirects: new RedirectPolicy(config.publicUrl, config.allowedRedirectDomains, config.prefix),
+      headerNames: injected,
       identityHeaders: (identity) => identityPairs(config, preset, signer, identity),
     },
   }
