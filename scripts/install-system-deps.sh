@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives for real, or says how to.
 set -euo pipefail
-# binary:package pairs
+# binary:package pairs (a file or directory the package installs)
 needed=(
   "/usr/bin/chromium:chromium"
   "/usr/bin/redis-server:redis-server"
@@ -24,12 +24,14 @@ needed=(
   "/usr/share/simplesamlphp/www:simplesamlphp"
   "/usr/sbin/nginx:nginx"
   "/usr/bin/caddy:caddy"
+  "/usr/lib/php/20220829/dom.so:php-xml"
+  "/usr/lib/php/20220829/mbstring.so:php-mbstring"
 )
 missing=()
 for pair in "${needed[@]}"; do
   bin=${pair%%:*}
   pkg=${pair#*:}
-  [ -x "$bin" ] || missing+=("$pkg")
+  [ -e "$bin" ] || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 cmd="apt-get install -y --no-install-recommends ${missing[*]}"
