@@ -16,8 +16,13 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: 'Try SSO locally: a development provider and a protected web app in one command',
     load: () => import('./commands/demo.js'),
   },
+  login: {
+    summary: 'Log in to a client (device flow) and keep the credential for ssokit token',
+    load: () => import('./commands/login.js'),
+  },
   token: {
-    summary: 'Print a valid access token of a client (client credentials), cached and renewed',
+    summary:
+      'Print a valid access token (client credentials, or a cached login), renewed as needed',
     load: () => import('./commands/token.js'),
   },
   status: {

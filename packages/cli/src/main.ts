@@ -41,15 +41,21 @@ function usage(): string {
   ].join('\n')
 }
 
+/**
+ * Resolves on the first Ctrl-C or SIGTERM; a second one ends the process at once. The handlers
+ * stay installed: a library's exit hook (proper-lockfile's) re-sends a signal that it sees no
+ * other listener for, which would kill the process before the command has stopped cleanly.
+ */
 function stopSignal(): Promise<string> {
   return new Promise((resolve) => {
-    const stop = (signal: string) => {
-      process.off('SIGINT', stop)
-      process.off('SIGTERM', stop)
+    let stopping = false
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) process.exit(signal === 'SIGINT' ? 130 : 143)
+      stopping = true
       resolve(signal)
     }
-    process.once('SIGINT', stop)
-    process.once('SIGTERM', stop)
+    process.on('SIGINT', stop)
+    process.on('SIGTERM', stop)
   })
 }
 

@@ -115,9 +115,10 @@ describe('ssokit token, status and logout', () => {
       `${SECRET}\n`,
     )
     assert.equal(piped.code, 0, piped.stderr)
+    // Without a secret it is a login token; with no login cached and no terminal, it says so.
     const none = await run(args, { SSOKIT_HOME: home('d16-none') })
-    assert.equal(none.code, 2)
-    assert.match(none.stderr, /client secret is needed/)
+    assert.equal(none.code, 1)
+    assert.match(none.stderr, /no usable login for demo-app is cached: run `ssokit login/)
   })
 
   it('D14 prints no secret or token on stderr, with debug logging and on failure', async () => {

@@ -61,7 +61,7 @@ export function deviceLogin(
     fail(CALLER, 'qr must be a boolean', 'ERR_INVALID_ARG_TYPE')
   }
   const checked = checkLoginOptions(CALLER, options, expert)
-  const qr = options.qr ?? process.stderr.isTTY
+  const qr = options.qr ?? (process.stderr.isTTY as boolean | undefined) === true
   const show =
     options.onPrompt ??
     (async (prompt: DevicePrompt) => {

@@ -1,4 +1,5 @@
-import { clientCredentials } from '@ssokit/client'
+import { clientCredentials, type TokenSource } from '@ssokit/client'
+import { SsoError } from '@ssokit/core'
 
 import {
   clientIdOption,
@@ -9,13 +10,25 @@ import {
   SECRET_OPTIONS,
 } from '../client-options.js'
 import { UsageError, type Command } from '../errors.js'
+import {
+  abortOnStop,
+  chooseLoginMethod,
+  chosenLoginMethods,
+  loginMethodOptions,
+  stderrUi,
+} from '../login-methods.js'
 import { flagOption, parseOptions, type ValueOption } from '../options.js'
 
 const help = `Usage: ssokit token --client-id <id> (--issuer <url> | --cern) [options]
 
-Prints a valid access token of the client (client credentials grant) on stdout and nothing else,
-from the credential cache while it is fresh, else from the provider. With --cern the token comes
-from CERN's api-access endpoint, which honours --audience.
+Prints a valid access token on stdout and nothing else, from the credential cache while it is
+fresh, else from the provider:
+- with a client secret: the client's own token (client credentials grant); with --cern from
+  CERN's api-access endpoint, which honours --audience;
+- without one (a public client), or with a login flag (--device): the user's token from
+  \`ssokit login\`, refreshed with its refresh token. When there is none and stderr is a
+  terminal, it logs you in first (the device flow by default); in a script without a
+  terminal it fails with "login required" instead of waiting.
 
 Options:
   --client-id <id>            The client (application) id
@@ -27,6 +40,7 @@ Options:
   --client-secret-file <f>    Read the client secret from this file (not readable by others)
   --client-secret-stdin       Read the client secret from standard input
                               (default: SSOKIT_CLIENT_SECRET, else OIDC_CLIENT_SECRET)
+  --device                    Log in this way when a login is needed (the default)
   --json                      Print {"access_token", "token_type", "expires_at", ...} instead
   --decode                    Print the token's claims (read, not verified) instead
   -h, --help                  Show this help
@@ -38,7 +52,8 @@ Examples:
   export SSOKIT_CLIENT_SECRET=...   # or --client-secret-file ~/.config/my-app.secret
   curl -H "Authorization: Bearer $(ssokit token --cern --client-id my-app --audience my-api)" \\
     https://my-api.cern.ch/items
-  ssokit token --issuer http://localhost:4000/auth/realms/dev --client-id demo-app --decode`
+  ssokit token --issuer http://localhost:4000/auth/realms/dev --client-id demo-app --decode
+  ssokit token --issuer http://localhost:4000/auth/realms/dev --client-id demo-cli   # a login`
 
 function textOption(): ValueOption<string> {
   return {
@@ -57,6 +72,7 @@ const OPTIONS = {
   decode: flagOption(),
   ...PROVIDER_OPTIONS,
   ...SECRET_OPTIONS,
+  ...loginMethodOptions(),
 }
 
 function claims(token: string): unknown {
@@ -73,7 +89,7 @@ function claims(token: string): unknown {
 
 export const command: Command = {
   help,
-  async run(args, { out }) {
+  async run(args, { out, stopped }) {
     refuseSecretArguments('token', args)
     const values = parseOptions('token', args, OPTIONS)
     const clientId = values['client-id']
@@ -83,21 +99,53 @@ export const command: Command = {
     }
     const provider = providerChoice('token', values)
     const clientSecret = await readClientSecret('token', values)
-    if (clientSecret === undefined) {
-      throw new UsageError(
-        'the client secret is needed: --client-secret-file <file>, --client-secret-stdin, or SSOKIT_CLIENT_SECRET',
-        'token',
-      )
+    const login = clientSecret === undefined || chosenLoginMethods(values).length > 0
+    let source: TokenSource
+    const ui = stderrUi()
+    if (login) {
+      if (values.audience !== undefined) {
+        throw new UsageError(
+          '--audience needs a client secret (client credentials); a login token is for its own client',
+          'token',
+        )
+      }
+      const { method } = chooseLoginMethod('token', values)
+      source = await method.source({
+        provider,
+        clientId,
+        clientSecret,
+        scope: values.scope,
+        timeout: undefined,
+        // Never wait on a person nobody can see: a script without a terminal gets an error.
+        interactive: (process.stderr.isTTY as boolean | undefined) === true,
+        signal: abortOnStop(stopped),
+        values,
+        ui,
+      })
+    } else {
+      source = clientCredentials({
+        ...provider,
+        clientId,
+        clientSecret,
+        ...(values.audience === undefined ? {} : { audience: values.audience }),
+        ...(values.scope === undefined ? {} : { scope: values.scope }),
+        cache: true,
+      })
     }
-    const source = clientCredentials({
-      ...provider,
-      clientId,
-      clientSecret,
-      ...(values.audience === undefined ? {} : { audience: values.audience }),
-      ...(values.scope === undefined ? {} : { scope: values.scope }),
-      cache: true,
-    })
-    const token = await source.token()
+    let token: string
+    try {
+      token = await source.token()
+    } catch (error) {
+      if (login && error instanceof SsoError && error.code === 'login_required') {
+        throw new Error(
+          `no usable login for ${clientId} is cached: run \`ssokit login --client-id ${clientId} ${'cern' in provider ? '--cern' : `--issuer ${provider.issuer}`}\` first, or give the client secret for a client-credentials token`,
+          { cause: error },
+        )
+      }
+      throw error
+    } finally {
+      ui.done()
+    }
     if (values.decode === true) {
       const decoded = claims(token)
       if (decoded === undefined)
