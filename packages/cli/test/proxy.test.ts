@@ -175,7 +175,7 @@ describe('ssokit proxy command', () => {
     child.kill('SIGTERM')
     const [code] = (await once(child, 'close')) as [number | null]
     assert.equal(code, 0)
-    assert.match(stdout, /Received SIGTERM, stopping\./)
+    assert.match(stdout, /Received SIGTERM, stopping/)
   })
 
   it('shares sessions between two proxies through --redis-url; a sign-out on one ends it on both', async () => {

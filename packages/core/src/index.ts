@@ -16,6 +16,8 @@ export type {
   VerifierEvent,
   VerifierEventHandler,
 } from './verify/events.js'
+export { logLine, stderrLogger } from './verify/events.js'
+export { environmentWarnings } from './verify/env.js'
 export { SIGNING_ALGORITHMS, type SigningAlgorithm } from './verify/algorithms.js'
 export {
   bearerRejection,

@@ -66,6 +66,12 @@ export interface ProxyConfig {
   readonly allowedRedirectDomains: readonly string[]
   /** Seconds between authorisation checks of an open WebSocket. */
   readonly websocketRecheck: number
+  /** The bearer token a Prometheus scraper sends to `<prefix>/metrics`; metrics are off without it. */
+  readonly metricsToken: string | undefined
+  /** Whether a JSON access log line is written per request (stdout). */
+  readonly accessLog: boolean
+  /** Seconds in-flight requests get to finish on SIGTERM before their connections are closed. */
+  readonly shutdownTimeout: number
 }
 
 /** Where each setting may come from: its flag, its environment variables, its file key. */
@@ -94,10 +100,14 @@ const SOURCES = {
     env: ['SSOKIT_ALLOWED_REDIRECT_DOMAINS'],
   },
   websocketRecheck: { flag: 'websocket-recheck', env: ['SSOKIT_WEBSOCKET_RECHECK'] },
+  metricsToken: { flag: undefined, env: ['SSOKIT_METRICS_TOKEN'] },
+  metricsTokenFile: { flag: 'metrics-token-file', env: ['SSOKIT_METRICS_TOKEN_FILE'] },
+  accessLog: { flag: 'access-log', env: ['SSOKIT_ACCESS_LOG'] },
+  shutdownTimeout: { flag: 'shutdown-timeout', env: ['SSOKIT_SHUTDOWN_TIMEOUT'] },
 } as const satisfies Record<string, { flag: string | undefined; env: readonly string[] }>
 
 type Key = keyof typeof SOURCES
-const SECRET_KEYS: ReadonlySet<string> = new Set(['clientSecret', 'sessionSecret'])
+const SECRET_KEYS: ReadonlySet<string> = new Set(['clientSecret', 'sessionSecret', 'metricsToken'])
 
 function isLoopbackHost(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '127.0.0.1' || hostname === '[::1]'
@@ -127,6 +137,18 @@ function integer(min: number, max: number, what: string) {
     (v) => (typeof v === 'string' && /^\d{1,15}$/.test(v) ? Number(v) : v),
     z.number({ error }).int({ error }).min(min, { error }).max(max, { error }),
   )
+}
+
+/** A switch: `true`/`false` in the file, `on`/`off` (or `true`/`false`, `1`/`0`) elsewhere. */
+function onOff() {
+  const error = 'must be on or off'
+  return z.preprocess((v) => {
+    if (typeof v !== 'string') return v
+    const word = v.trim().toLowerCase()
+    if (['on', 'true', '1', 'yes'].includes(word)) return true
+    if (['off', 'false', '0', 'no'].includes(word)) return false
+    return v
+  }, z.boolean({ error }))
 }
 
 const HEADER_NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/
@@ -258,6 +280,15 @@ const SCHEMA = z
     trustedProxies: list('a list of IP addresses or CIDR ranges', trustedProxyProblem).optional(),
     allowedRedirectDomains: list('a list of host names', redirectDomainProblem).optional(),
     websocketRecheck: integer(1, 3600, 'a number of seconds'),
+    metricsToken: z
+      .string({ error: 'must be a token of at least 16 characters' })
+      .trim()
+      .regex(/^[\x21-\x7e]{16,1024}$/, {
+        error: 'must be a token of 16 to 1024 printable characters, no spaces',
+      })
+      .optional(),
+    accessLog: onOff(),
+    shutdownTimeout: integer(0, 3600, 'a number of seconds'),
   })
   .strict()
 
@@ -411,6 +442,7 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
   for (const [key, secretKey] of [
     ['clientSecretFile', 'clientSecret'],
     ['sessionSecretFile', 'sessionSecret'],
+    ['metricsTokenFile', 'metricsToken'],
   ] as const) {
     const from = located.get(key)
     if (from === undefined) continue
@@ -433,6 +465,8 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
     upstreamTimeout: 60,
     maxHeaderSize: 65_536,
     websocketRecheck: 60,
+    accessLog: true,
+    shutdownTimeout: 30,
   }
   for (const [key, { value }] of located) raw[key] = value
   if (headerPreset !== undefined) {
@@ -526,5 +560,8 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
       (parsed.allowedRedirectDomains ?? []).map((d) => d.toLowerCase()),
     ),
     websocketRecheck: parsed.websocketRecheck,
+    metricsToken: parsed.metricsToken,
+    accessLog: parsed.accessLog,
+    shutdownTimeout: parsed.shutdownTimeout,
   })
 }

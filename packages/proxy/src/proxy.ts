@@ -12,6 +12,7 @@ import type { Duplex } from 'node:stream'
 import {
   createSessionAuth,
   requireRoles,
+  stderrLogger,
   type Identity,
   type SessionAuth,
   type SessionStore,
@@ -42,6 +43,12 @@ import { Rules } from './rules.js'
 import { TrustedProxies } from './trusted-proxies.js'
 import { Upstream } from './upstream.js'
 import { Tunnels, type Admission } from './websocket.js'
+import { AccessLog, stdoutDestination } from './access-log.js'
+import { ProxyMetrics, scrapeAllowed } from './metrics.js'
+import { Observer, type RequestNote } from './observe.js'
+import { Readiness } from './readiness.js'
+import { drain } from './shutdown.js'
+import type { DestinationStream } from 'pino'
 
 /** Cookie names of the session module: the proxy's own, never sent upstream. */
 const OWN_COOKIE_PREFIXES = ['ssokit-', '__Host-ssokit-']
@@ -52,6 +59,8 @@ export interface ProxyOptions {
   readonly store?: SessionStore
   /** Receives the sign-in side's warnings and recoveries; default: stderr. */
   readonly onEvent?: SsoEventHandler
+  /** Where access log lines go when the configuration turns them on; default: stdout. */
+  readonly accessLog?: DestinationStream
 }
 
 export interface RunningProxy {
@@ -60,7 +69,14 @@ export interface RunningProxy {
   readonly port: number
   readonly server: Server
   readonly auth: SessionAuth
-  /** Stops listening, closes upstream connections and the session authenticator. */
+  /** This proxy's metrics (its own registry, never prom-client's global one). */
+  readonly metrics: ProxyMetrics
+  /**
+   * Graceful stop: no new connections, open WebSockets closed, requests in flight finish (up to
+   * `shutdownTimeout` seconds), then everything is closed. Resolves `true` when all finished.
+   */
+  shutdown(): Promise<boolean>
+  /** Stops at once: every connection closed, upstream connections and the authenticator too. */
   close(): Promise<void>
 }
 
@@ -76,6 +92,9 @@ interface Handler {
   readonly forwardedProto: string
   readonly trusted: TrustedProxies
   readonly forwardAuth: ForwardAuthSetup
+  readonly metrics: ProxyMetrics
+  readonly observer: Observer
+  readonly readiness: Readiness
 }
 
 function isLoopbackUrl(url: URL): boolean {
@@ -102,17 +121,16 @@ async function ownEndpoint(
     continueTo(h.forwardAuth.redirects, h.config.publicUrl, res, target.search)
     return
   }
+  if (route === '/metrics') return serveMetrics(h, req, res)
   if (route === '/healthz' || route === '/readyz' || route === '/jwks') {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendError(req, res, 405, { allow: 'GET, HEAD' })
     } else if (route === '/healthz') {
       sendJson(res, 200, { status: 'ok' })
     } else if (route === '/readyz') {
-      const ready = await h.auth.ready().then(
-        () => true,
-        () => false,
-      )
-      sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'unavailable' })
+      const ready = await h.readiness.check()
+      if (ready.retryAfter !== undefined) res.setHeader('retry-after', String(ready.retryAfter))
+      sendJson(res, ready.status, ready.body)
     } else if (h.signer === undefined) {
       sendError(req, res, 404)
     } else {
@@ -136,7 +154,33 @@ async function ownEndpoint(
     sendError(req, res, 404)
     return
   }
+  if (route === '/callback') h.observer.callback(response.status)
   await sendWebResponse(res, response)
+}
+
+/**
+ * `<prefix>/metrics`, for a Prometheus scraper holding the configured token: off (404) without
+ * one, since the proxy faces the network and its traffic figures are nobody else's business.
+ */
+async function serveMetrics(h: Handler, req: IncomingMessage, res: ServerResponse) {
+  const token = h.config.metricsToken
+  if (token === undefined) {
+    sendError(req, res, 404)
+    return
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    sendError(req, res, 405, { allow: 'GET, HEAD' })
+    return
+  }
+  if (!scrapeAllowed(req.headers.authorization, token)) {
+    res.setHeader('www-authenticate', 'Bearer realm="metrics"')
+    sendJson(res, 401, { error: 'unauthorized' })
+    return
+  }
+  const { contentType, body } = await h.metrics.render()
+  res.setHeader('content-type', contentType)
+  res.setHeader('cache-control', 'no-store')
+  res.end(body)
 }
 
 /** The identity headers and signed assertion of an authenticated request. */
@@ -191,24 +235,37 @@ async function admit(
   }
 }
 
-async function handleRequest(h: Handler, req: IncomingMessage, res: ServerResponse) {
+async function handleRequest(
+  h: Handler,
+  req: IncomingMessage,
+  res: ServerResponse,
+  note: RequestNote,
+) {
   const target = canonicalTarget(req.url ?? '/')
   if (typeof target === 'string') {
     sendError(req, res, 400)
     return
   }
+  note.path = target.path
   if (REFUSED_METHODS.has((req.method ?? '').toUpperCase())) {
     sendError(req, res, 405)
     return
   }
-  if (isUnderPrefix(target.path, h.config.prefix)) return ownEndpoint(h, req, res, target)
+  if (isUnderPrefix(target.path, h.config.prefix)) {
+    note.outcome = 'endpoint'
+    return ownEndpoint(h, req, res, target)
+  }
   const admission = await admit(h, req, target)
   if (!admission.ok) {
     sendParts(res, admission.parts)
     return
   }
+  note.identity = admission.identity
   const headers = await outgoingHeaders(h, req, admission.identity)
-  await h.upstream.forward(req, res, `${target.encodedPath}${target.search}`, headers)
+  const path = `${target.encodedPath}${target.search}`
+  await h.upstream.forward(req, res, path, headers, (result) => {
+    h.observer.forwarded(note, result)
+  })
 }
 
 /** A WebSocket handshake: refused, or checked like any request and tunnelled upstream. */
@@ -229,11 +286,13 @@ async function handleUpgrade(
     tunnels.refuse(req, socket, 404)
     return
   }
-  await tunnels.handle(req, socket, head, {
+  const started = performance.now()
+  const outcome = await tunnels.handle(req, socket, head, {
     path: `${target.encodedPath}${target.search}`,
     admit: () => admit(h, req, target),
     headers: (identity) => outgoingHeaders(h, req, identity),
   })
+  h.observer.upgrade(req, target.path, outcome, performance.now() - started)
 }
 
 /**
@@ -245,6 +304,12 @@ export async function startProxy(
   options: ProxyOptions = {},
 ): Promise<RunningProxy> {
   const publicUrl = new URL(config.publicUrl)
+  const metrics = new ProxyMetrics()
+  const report = options.onEvent ?? stderrLogger()
+  const accessLog = config.accessLog
+    ? new AccessLog(options.accessLog ?? stdoutDestination())
+    : undefined
+  const observer = new Observer(metrics, accessLog)
   const auth = createSessionAuth({
     issuer: config.issuer,
     clientId: config.clientId,
@@ -255,7 +320,10 @@ export async function startProxy(
     prefix: config.prefix,
     ...(options.store === undefined ? {} : { store: options.store }),
     ...(config.sessionLifetime === undefined ? {} : { sessionLifetime: config.sessionLifetime }),
-    ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+    onEvent: (event) => {
+      metrics.onEvent(event)
+      report(event)
+    },
     ...(publicUrl.protocol === 'http:' && isLoopbackUrl(publicUrl)
       ? { cookies: { insecureHttpForLocalhost: true } }
       : {}),
@@ -294,14 +362,23 @@ export async function startProxy(
       headerNames: injected,
       identityHeaders: (identity) => identityPairs(config, preset, signer, identity),
     },
+    metrics,
+    observer,
+    readiness: new Readiness(auth, config.issuer),
   }
   const server = createServer({ maxHeaderSize: config.maxHeaderSize }, (req, res) => {
-    handleRequest(handler, req, res).catch(() => {
+    const note = observer.start(req, res)
+    handleRequest(handler, req, res, note).catch(() => {
       if (!res.headersSent) sendError(req, res, 502)
       else res.destroy()
     })
   })
-  const tunnels = new Tunnels(upstream, { recheckMs: config.websocketRecheck * 1000 })
+  const tunnels = new Tunnels(upstream, {
+    recheckMs: config.websocketRecheck * 1000,
+    onCount: (open) => {
+      metrics.websockets(open)
+    },
+  })
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     handleUpgrade(handler, tunnels, req, socket, head).catch(() => socket.destroy())
   })
@@ -310,6 +387,7 @@ export async function startProxy(
       socket.destroy()
       return
     }
+    observer.clientError(error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400)
     socket.end(
       error.code === 'HPE_HEADER_OVERFLOW'
         ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'
@@ -325,17 +403,25 @@ export async function startProxy(
   }
   const port = (server.address() as AddressInfo).port
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
+  let stopping: Promise<boolean> | undefined
+  const stop = (timeoutMs: number): Promise<boolean> => {
+    stopping ??= (async () => {
+      tunnels.closeAll()
+      const finished = await drain(server, timeoutMs)
+      await Promise.allSettled([upstream.close(), auth.close(), accessLog?.flush()])
+      return finished
+    })()
+    return stopping
+  }
   return {
     url: `http://${host}:${port}`,
     port,
     server,
     auth,
+    metrics,
+    shutdown: () => stop(config.shutdownTimeout * 1000),
     async close() {
-      tunnels.closeAll()
-      server.closeAllConnections()
-      server.close()
-      await once(server, 'close')
-      await Promise.allSettled([upstream.close(), auth.close()])
+      await stop(0)
     },
   }
 }

@@ -33,7 +33,7 @@ const TIMEOUTS: ReadonlySet<string> = new Set([
 ])
 
 /** Why a WebSocket handshake with the upstream failed. */
-export type UpgradeFailure = 'upstream_unavailable' | 'upstream_timeout' | 'upgrade_refused'
+export type UpgradeFailure = 'unavailable' | 'timeout' | 'upgrade_refused'
 
 export type UpgradeResult =
   | {
@@ -42,6 +42,9 @@ export type UpgradeResult =
       readonly headers: Record<string, string | string[] | undefined>
     }
   | { readonly ok: false; readonly failure: UpgradeFailure }
+
+/** How a forwarded request ended. */
+export type ForwardResult = 'forwarded' | 'unavailable' | 'timeout' | 'aborted' | 'client_closed'
 
 export class Upstream {
   readonly #pool: Pool
@@ -56,12 +59,17 @@ export class Upstream {
     })
   }
 
-  /** Sends `req` (its body streamed) to `path` with `headers`, and streams the answer to `res`. */
+  /**
+   * Sends `req` (its body streamed) to `path` with `headers`, and streams the answer to `res`.
+   * `settle` learns how it ended before the client's response closes, so whoever watches the
+   * response sees the result.
+   */
   async forward(
     req: IncomingMessage,
     res: ServerResponse,
     path: string,
     headers: OutgoingHeaders,
+    settle: (result: ForwardResult) => void,
   ): Promise<void> {
     const abort = new AbortController()
     const onClose = () => {
@@ -81,17 +89,23 @@ export class Upstream {
       })
     } catch (error) {
       res.off('close', onClose)
-      if (abort.signal.aborted || res.destroyed) return
+      if (abort.signal.aborted || res.destroyed) {
+        settle('client_closed')
+        return
+      }
       const timedOut = TIMEOUTS.has(errorCode(error))
+      settle(timedOut ? 'timeout' : 'unavailable')
       sendError(req, res, timedOut ? 504 : 502)
       return
     }
     res.statusCode = answer.statusCode
     for (const [name, value] of responseHeaders(answer.headers)) res.setHeader(name, value)
+    settle('forwarded')
     try {
       await pipeline(answer.body, res)
     } catch {
       // The client went away, or the upstream stopped mid-body: neither can be answered now.
+      if (!abort.signal.aborted) settle('aborted')
       res.destroy()
     } finally {
       res.off('close', onClose)
@@ -118,12 +132,12 @@ export class Upstream {
       return { ok: true, socket, headers: answer }
     } catch (error) {
       const code = errorCode(error)
-      if (TIMEOUTS.has(code)) return { ok: false, failure: 'upstream_timeout' }
+      if (TIMEOUTS.has(code)) return { ok: false, failure: 'timeout' }
       // undici's "bad upgrade": the application answered, but not with 101.
       if (code === 'UND_ERR_SOCKET' && error instanceof Error && error.message === 'bad upgrade') {
         return { ok: false, failure: 'upgrade_refused' }
       }
-      return { ok: false, failure: 'upstream_unavailable' }
+      return { ok: false, failure: 'unavailable' }
     }
   }
 

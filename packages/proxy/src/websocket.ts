@@ -138,7 +138,7 @@ export class Tunnels {
     socket.off('close', onEarlyClose)
     if (!result.ok) {
       if (socket.destroyed) return { kind: result.failure, status: 502, identity }
-      const status = result.failure === 'upstream_timeout' ? 504 : 502
+      const status = result.failure === 'timeout' ? 504 : 502
       answer(req, socket, (res) => {
         sendError(req, res, status)
       })

@@ -5,6 +5,8 @@
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net'
+import { Writable } from 'node:stream'
+import type { SsoEventHandler } from '@ssokit/core'
 import { CookieJar, startIdp, type IdpConfig, type RunningIdp } from '@ssokit/idp'
 import { loadProxyConfig, startProxy, type RunningProxy } from '@ssokit/proxy'
 import { finishLogin } from '../../../test/support/session-redis.js'
@@ -109,6 +111,18 @@ export interface RigOptions {
   readonly idpConfig?: IdpConfig
   /** Use this upstream instead of the echo server. */
   readonly upstream?: string
+  /** Where the access log goes; default: nowhere, so test output stays readable. */
+  readonly accessLog?: Writable
+  readonly onEvent?: SsoEventHandler
+}
+
+/** A stream that drops what it is given. */
+export function sink(): Writable {
+  return new Writable({
+    write(_chunk, _encoding, done) {
+      done()
+    },
+  })
 }
 
 export async function startRig(options: RigOptions = {}): Promise<Rig> {
@@ -133,7 +147,10 @@ export async function startRig(options: RigOptions = {}): Promise<Rig> {
     env: { OIDC_CLIENT_SECRET: 'demo-app-secret', ...options.env },
     ...(options.file === undefined ? {} : { file: options.file }),
   })
-  const proxy = await startProxy(config, { onEvent: () => {} })
+  const proxy = await startProxy(config, {
+    onEvent: options.onEvent ?? (() => {}),
+    accessLog: options.accessLog ?? sink(),
+  })
   return {
     idp,
     echo,

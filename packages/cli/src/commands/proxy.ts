@@ -1,4 +1,4 @@
-import type { SessionStore } from '@ssokit/core'
+import { environmentWarnings, logLine, type SessionStore } from '@ssokit/core'
 import {
   loadProxyConfig,
   ProxyConfigError,
@@ -43,12 +43,18 @@ Options (each also from the environment or the --config file; flags win):
                                (.example.org: with subdomains)  SSOKIT_ALLOWED_REDIRECT_DOMAINS
   --websocket-recheck <secs>   Check an open WebSocket's session this often (default 60)
                                                                          SSOKIT_WEBSOCKET_RECHECK
+  --metrics-token-file <file>  Token a Prometheus scraper sends to /_ssokit/metrics
+                               (metrics are off without one)   SSOKIT_METRICS_TOKEN (the token)
+  --access-log <on|off>        A JSON line per request on stdout (default on)  SSOKIT_ACCESS_LOG
+  --shutdown-timeout <secs>    On SIGTERM, requests in flight get this long (default 30)
+                                                                           SSOKIT_SHUTDOWN_TIMEOUT
   --config <file>              YAML file of the same settings, plus rules and header names
   --pid-file <file>            Write the process id here while running
   -h, --help                   Show this help
 
 Every bad value stops start-up with one line naming it, and exit status 2.
-Stop with Ctrl-C or SIGTERM. See docs/proxy.md.`
+Stop with Ctrl-C or SIGTERM: requests in flight finish first (a second signal stops at once).
+See docs/proxy.md.`
 
 /** Any non-empty text: the proxy's schema checks it, naming the flag. */
 function textOption(): ValueOption<string> {
@@ -71,6 +77,9 @@ const OPTIONS = {
   'trusted-proxies': textOption(),
   'allowed-redirect-domains': textOption(),
   'websocket-recheck': textOption(),
+  'metrics-token-file': pathOption(),
+  'access-log': textOption(),
+  'shutdown-timeout': textOption(),
   config: pathOption(),
   'pid-file': pathOption(),
 }
@@ -91,6 +100,13 @@ export const command: Command = {
   help,
   async run(args, { out, stopped }) {
     const { config: file, 'pid-file': pidFile, ...flags } = parseOptions('proxy', args, OPTIONS)
+    // Misspelt or unused variables are reported as by every other command, before anything else.
+    for (const warning of environmentWarnings(
+      process.env,
+      process.env.TSGAUTH_OIDC_PREFIX?.trim() ?? '',
+    )) {
+      console.warn(logLine(warning))
+    }
     let config: ProxyConfig
     try {
       config = await loadProxyConfig({
@@ -129,12 +145,22 @@ export const command: Command = {
       out(
         `  Forward auth ${config.trustedProxies.length === 0 ? 'refused (no --trusted-proxies)' : `for ${config.trustedProxies.join(', ')}`}`,
       )
+      out(
+        `  Metrics      ${config.metricsToken === undefined ? 'off (set --metrics-token-file)' : `${config.publicUrl}${config.prefix}/metrics, with the scrape token`}`,
+      )
+      out(`  Access log   ${config.accessLog ? 'JSON lines on stdout' : 'off'}`)
       // Not fatal: the provider may come up after the proxy; readyz tells when sign-in works.
       proxy.auth.ready().catch((error: unknown) => {
         out(`  Warning      ${error instanceof Error ? error.message : String(error)}`)
       })
       const signal = await stopped
-      out(`Received ${signal}, stopping.`)
+      // Listening stops at once; the line comes after, so anyone who reads it can rely on that.
+      const stopping = proxy.shutdown()
+      out(
+        `Received ${signal}, stopping: requests in flight get up to ${config.shutdownTimeout} s to finish.`,
+      )
+      const finished = await stopping
+      if (!finished) out('  Some requests had not finished in time; their connections were closed.')
       return 0
     } finally {
       await proxy?.close()

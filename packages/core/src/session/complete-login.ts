@@ -200,6 +200,12 @@ export async function completeLogin(
   } catch (error) {
     throw asStoreError(error)
   }
+  context.events.emit({
+    type: 'login_completed',
+    level: 'info',
+    message: 'A sign-in completed.',
+    iss: record.iss,
+  })
   const signed = context.keyring.sign(sessionId, SESSION_PURPOSE)
   const attempts = loginAttempts(context, cookies)
   headers.append('set-cookie', loopCookie(context, attempts.count, nowS(config)))

@@ -146,6 +146,12 @@ export class SessionRefresher {
       if (tokens.id_token !== undefined) await checkSignature(provider, metadata, response)
     } catch (error) {
       const answer = tokenEndpointError(error)
+      this.#context.events.emit({
+        type: 'session_refresh_failed',
+        level: 'debug',
+        message: 'A session refresh did not succeed.',
+        reason: answer?.error ?? (isTransient(error) ? 'unavailable' : 'invalid_response'),
+      })
       if (answer?.error === 'invalid_grant') {
         // The provider ended the session (revoked, expired offline token): so do we.
         this.#context.events.emit({
@@ -202,6 +208,11 @@ export class SessionRefresher {
       )
     }
     this.#refreshFailures.delete(sessionId)
+    this.#context.events.emit({
+      type: 'session_refreshed',
+      level: 'debug',
+      message: 'A session was refreshed.',
+    })
     const refreshed: SessionRecord = {
       ...record,
       idToken: tokens.id_token ?? record.idToken,

@@ -54,6 +54,10 @@ export const KNOWN_ENV_NAMES: ReadonlySet<string> = new Set([
   'SSOKIT_TRUSTED_PROXIES',
   'SSOKIT_ALLOWED_REDIRECT_DOMAINS',
   'SSOKIT_WEBSOCKET_RECHECK',
+  'SSOKIT_METRICS_TOKEN',
+  'SSOKIT_METRICS_TOKEN_FILE',
+  'SSOKIT_ACCESS_LOG',
+  'SSOKIT_SHUTDOWN_TIMEOUT',
   // The client side (@ssokit/client, ssokit token | status | logout).
   'SSOKIT_HOME',
   'SSOKIT_CLIENT_SECRET',

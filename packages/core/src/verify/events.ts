@@ -27,6 +27,12 @@ export interface SsoEvent {
     | 'store_recovered'
     /** A setting that is ignored or suspicious (an unknown environment variable, ...). */
     | 'config_warning'
+    /** A sign-in completed: a new session was stored (level `info`). */
+    | 'login_completed'
+    /** A session's tokens were refreshed at the provider (level `debug`). */
+    | 'session_refreshed'
+    /** A refresh of a session's tokens did not succeed; `reason` says why (level `debug`). */
+    | 'session_refresh_failed'
   readonly level: 'debug' | 'info' | 'warn' | 'error'
   /** A sentence for a log line; it names configuration values and URLs, never credentials. */
   readonly message: string
