@@ -132,6 +132,16 @@ describe('ssokit proxy command', () => {
         {},
         /^ssokit: sessions in Redis need a session secret/,
       ],
+      [
+        [...good, '--trusted-proxies', '127.0.0.1,proxy.internal'],
+        {},
+        /^ssokit: --trusted-proxies entry "proxy\.internal" is not an IP address or a CIDR range/,
+      ],
+      [
+        good,
+        { SSOKIT_ALLOWED_REDIRECT_DOMAINS: 'https://app.example.org' },
+        /^ssokit: SSOKIT_ALLOWED_REDIRECT_DOMAINS entry "https:\/\/app\.example\.org" is not a host name/,
+      ],
     ]
     for (const [args, env, message] of cases) {
       const result = await run(args, env)
