@@ -400,3 +400,102 @@ describe('client: cookieSession and cookie files', () => {
     assert.equal((await readCookieFile(file)).owner, 'alice@SSOKIT.TEST')
   })
 })
+
+const MAIN = new URL('../../packages/cli/src/main.ts', import.meta.url).pathname
+
+/** The `ssokit` command in a child process, with the realm's Kerberos configuration. */
+function ssokit(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--conditions=source', '--import', 'tsx', MAIN, ...args],
+      {
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '',
+          KRB5_CONFIG: kdc.krb5Config,
+          ...env,
+        },
+        timeout: 60_000,
+      },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr })
+      },
+    )
+  })
+}
+
+describe('CLI: ssokit token --kerberos, ssokit cookie, ssokit status', () => {
+  const home = tempDir('ssokit-krb-home-')
+
+  it('prints a token for the user of the ticket', async () => {
+    const result = await ssokit(
+      [
+        'token',
+        '--kerberos',
+        '--issuer',
+        idp.issuer,
+        '--client-id',
+        'cli',
+        '--redirect-uri',
+        REDIRECT,
+        '--decode',
+      ],
+      { KRB5CCNAME: aliceCache, SSOKIT_HOME: home },
+    )
+    assert.equal(result.code, 0, result.stderr)
+    const decoded = JSON.parse(result.stdout) as { payload: { preferred_username: string } }
+    assert.equal(decoded.payload.preferred_username, 'alice')
+  })
+
+  it('says to run kinit when there is no ticket, exit 1', async () => {
+    const result = await ssokit(
+      [
+        'token',
+        '--kerberos',
+        '--issuer',
+        idp.issuer,
+        '--client-id',
+        'cli',
+        '--redirect-uri',
+        REDIRECT,
+      ],
+      { KRB5CCNAME: `FILE:${kdc.dir}/none.ccache`, SSOKIT_HOME: tempDir('ssokit-krb-empty-') },
+    )
+    assert.equal(result.code, 1)
+    assert.match(result.stderr, /kinit/)
+    assert.equal(result.stdout, '')
+  })
+
+  it('writes a cookie file that curl -b uses to reach the demo app, listed by ssokit status', async () => {
+    const app = apps[1]
+    assert.ok(app)
+    const file = join(home, 'site-cookies.txt')
+    const result = await ssokit(
+      ['cookie', `${app.url}/admin`, '--issuer', idp.issuer, '-o', file, '--json'],
+      { KRB5CCNAME: aliceCache, SSOKIT_HOME: home },
+    )
+    assert.equal(result.code, 0, result.stderr)
+    const written = JSON.parse(result.stdout) as { owner: string; status: number }
+    assert.equal(written.owner, 'alice@SSOKIT.TEST')
+    assert.equal(written.status, 200)
+    const whoami = await curl(file, `${app.url}/api/whoami`)
+    assert.equal(whoami.status, 200)
+    assert.equal((JSON.parse(whoami.body) as { username: string }).username, 'alice')
+
+    const status = await ssokit(['status', '--json'], { SSOKIT_HOME: home })
+    const entries = JSON.parse(status.stdout) as {
+      kind?: string
+      file: string
+      owner: string
+      valid: boolean
+    }[]
+    const listed = entries.find((e) => e.kind === 'cookies')
+    assert.equal(listed?.file, file)
+    assert.equal(listed.owner, 'alice@SSOKIT.TEST')
+    assert.equal(listed.valid, true)
+  })
+})

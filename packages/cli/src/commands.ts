@@ -25,6 +25,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
       'Print a valid access token (client credentials, or a cached login), renewed as needed',
     load: () => import('./commands/token.js'),
   },
+  cookie: {
+    summary: 'Sign in to a cookie-protected site with Kerberos and write a cookie file for curl -b',
+    load: () => import('./commands/cookie.js'),
+  },
   status: {
     summary: 'List the cached credentials: who, expiry, refreshable',
     load: () => import('./commands/status.js'),

@@ -7,6 +7,7 @@
 import type { TokenSource } from '@ssokit/client'
 
 import { UsageError } from './errors.js'
+import { KERBEROS_HELP, KERBEROS_OPTIONS, kerberosOptions } from './kerberos-options.js'
 import type { OptionSpec } from './options.js'
 import { startSpinner, type Spinner } from './progress.js'
 
@@ -76,6 +77,30 @@ export const LOGIN_METHODS: Readonly<Record<string, LoginMethod>> = {
           settings.ui.say(await formatDevicePrompt(prompt, { qr }))
           settings.ui.waiting('Waiting for the login to be approved', prompt.expiresAt)
         },
+      })
+    },
+  },
+  kerberos: {
+    summary: 'Kerberos: your ticket (kinit) through "Sign in with Kerberos", no browser',
+    options: { ...KERBEROS_OPTIONS, 'redirect-uri': { kind: 'value', parse: (raw) => raw } },
+    optionHelp: [
+      '  --redirect-uri <uri>        With --kerberos: a redirect URI registered for the client',
+      '                              (default http://localhost:8080/; nothing listens there)',
+      ...KERBEROS_HELP.split('\n'),
+    ],
+    async source(settings) {
+      const { kerberosLogin } = await import('@ssokit/client')
+      const values = settings.values as Parameters<typeof kerberosOptions>[1] & {
+        'redirect-uri'?: string
+      }
+      const redirectUri = values['redirect-uri']
+      return kerberosLogin({
+        ...common(settings),
+        // Kerberos needs nobody at a terminal (a one-time code is asked only on one), so a
+        // script may log in with it.
+        interactive: true,
+        ...(redirectUri === undefined ? {} : { redirectUri }),
+        ...kerberosOptions('login', values),
       })
     },
   },

@@ -1,12 +1,15 @@
 import { cacheDirectory, listCredentials, type CachedCredential } from '@ssokit/client'
 
+import { cookieFileStatus, type CookieFileStatus } from '../cookie-files.js'
 import { type Command } from '../errors.js'
 import { flagOption, parseOptions } from '../options.js'
 
 const help = `Usage: ssokit status [--json]
 
 Lists the cached credentials: client, audience, who, expiry, and whether a refresh token is
-held. Exits 0 when every access token is valid, 1 when one is expired (ssokit token renews it).
+held; then the cookie files ssokit cookie wrote: whose, how many cookies, the first expiry.
+Exits 0 when every access token and cookie file is valid, 1 when one is expired (ssokit token
+or ssokit cookie renews it).
 
 Options:
   --json      Print a JSON array instead of the table
@@ -52,21 +55,35 @@ function asJson(entry: CachedCredential): Record<string, unknown> {
   }
 }
 
+function cookieJson(entry: CookieFileStatus): Record<string, unknown> {
+  return {
+    kind: 'cookies',
+    file: entry.file,
+    owner: entry.owner ?? null,
+    cookies: entry.cookies,
+    domains: entry.domains,
+    expires_at: entry.expiresAt?.toISOString() ?? null,
+    valid: entry.valid,
+  }
+}
+
 export const command: Command = {
   help,
   async run(args, { out }) {
     const values = parseOptions('status', args, { json: flagOption() })
     const entries = await listCredentials()
-    const allValid = entries.every((entry) => entry.valid)
+    const cookieFiles = await cookieFileStatus()
+    const allValid = entries.every((entry) => entry.valid) && cookieFiles.every((f) => f.valid)
     if (values.json === true) {
-      out(JSON.stringify(entries.map(asJson), null, 2))
+      out(JSON.stringify([...entries.map(asJson), ...cookieFiles.map(cookieJson)], null, 2))
       return allValid ? 0 : 1
     }
+    const now = Date.now()
     if (entries.length === 0) {
       out(`No cached credentials in ${cacheDirectory()}.`)
-      return 0
+      printCookieFiles(cookieFiles, now, out)
+      return allValid ? 0 : 1
     }
-    const now = Date.now()
     const rows = [
       ['CLIENT', 'AUDIENCE', 'WHO', 'EXPIRES', 'VALID', 'REFRESHABLE', 'ISSUER'],
       ...entries.map((e) => [
@@ -80,6 +97,28 @@ export const command: Command = {
       ]),
     ]
     for (const line of table(rows)) out(line)
+    printCookieFiles(cookieFiles, now, out)
     return allValid ? 0 : 1
   },
+}
+
+function printCookieFiles(
+  files: readonly CookieFileStatus[],
+  now: number,
+  out: (line: string) => void,
+): void {
+  if (files.length === 0) return
+  out('')
+  const rows = [
+    ['COOKIE FILE', 'OWNER', 'COOKIES', 'EXPIRES', 'VALID', 'SITES'],
+    ...files.map((f) => [
+      f.file,
+      f.owner ?? '-',
+      String(f.cookies),
+      remaining(f.expiresAt, now),
+      f.valid ? 'yes' : 'no',
+      f.domains.join(','),
+    ]),
+  ]
+  for (const line of table(rows)) out(line)
 }
