@@ -451,6 +451,19 @@ describe('CLI: ssokit token --kerberos, ssokit cookie, ssokit status', () => {
     assert.equal(decoded.payload.preferred_username, 'alice')
   })
 
+  it('ssokit login --kerberos keeps a login that ssokit token then uses without Kerberos', async () => {
+    const env = { KRB5CCNAME: aliceCache, SSOKIT_HOME: tempDir('ssokit-krb-login-') }
+    const common = ['--issuer', idp.issuer, '--client-id', 'cli']
+    const login = await ssokit(['login', '--kerberos', ...common, '--redirect-uri', REDIRECT], env)
+    assert.equal(login.code, 0, login.stderr)
+    assert.match(login.stdout, /alice/)
+    const before = idp.kerberosExchanges
+    const token = await ssokit(['token', ...common], env)
+    assert.equal(token.code, 0, token.stderr)
+    assert.ok(token.stdout.trim().length > 0)
+    assert.equal(idp.kerberosExchanges, before)
+  })
+
   it('says to run kinit when there is no ticket, exit 1', async () => {
     const result = await ssokit(
       [
