@@ -1,0 +1,142 @@
+/**
+ * The Node servers of the proxy benchmark, each run in its own child process (pinned by
+ * bench/proxy.ts) and printing `PORT <n>` once it listens:
+ *
+ *   upstream                          the application: a keep-alive hello on node:http
+ *   ssokit <upstream> <issuer> [redis] `ssokit proxy` itself (startProxy), memory or Redis store
+ *   undici <upstream> <issuer>        the engine comparison: the same bearer check and one
+ *   http-proxy-3 <upstream> <issuer>  identity header, forwarded with undici or http-proxy-3
+ */
+import { Agent, createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { pipeline } from 'node:stream/promises'
+
+import { createProxyServer } from 'http-proxy-3'
+import { Pool } from 'undici'
+import { createBearerAuthenticator, type BearerAuthenticator } from '@ssokit/core'
+import { toRequestLike } from '@ssokit/node'
+import { loadProxyConfig, startProxy } from '@ssokit/proxy'
+
+import { freePort } from '../test/support/redis.js'
+import { RedisSessionStore } from '@ssokit/redis'
+
+const CLIENT_ID = 'demo-app'
+const CLIENT_SECRET = 'demo-app-secret'
+const SESSION_SECRET = 'bench-proxy-session-secret-0123456789abcdef'
+
+function listening(server: ReturnType<typeof createServer>): void {
+  server.listen(0, '127.0.0.1', () => {
+    console.log(`PORT ${String((server.address() as AddressInfo).port)}`)
+  })
+}
+
+function upstream(): void {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '6' })
+    res.end('hello\n')
+  })
+  server.keepAliveTimeout = 60_000
+  listening(server)
+}
+
+async function ssokit(origin: string, issuer: string, redisUrl: string | undefined) {
+  const port = await freePort()
+  const config = await loadProxyConfig({
+    flags: {
+      upstream: origin,
+      issuer,
+      'client-id': CLIENT_ID,
+      'public-url': `http://localhost:${port}`,
+      port,
+      host: '127.0.0.1',
+      ...(redisUrl === undefined ? {} : { 'redis-url': redisUrl }),
+    },
+    env: { OIDC_CLIENT_SECRET: CLIENT_SECRET, SSOKIT_SESSION_SECRET: SESSION_SECRET },
+  })
+  const store = redisUrl === undefined ? undefined : new RedisSessionStore({ url: redisUrl })
+  const proxy = await startProxy(config, {
+    onEvent: () => {},
+    ...(store === undefined ? {} : { store }),
+  })
+  await proxy.auth.ready()
+  console.log(`PORT ${String(proxy.port)}`)
+}
+
+type Forward = (req: IncomingMessage, res: ServerResponse, user: string) => Promise<void> | void
+
+/** undici's Pool, as @ssokit/proxy uses it: keep-alive, the answer streamed back. */
+function undiciForward(origin: string): Forward {
+  const pool = new Pool(origin, { connections: 64 })
+  return async (req, res, user) => {
+    const answer = await pool.request({
+      path: req.url ?? '/',
+      method: req.method ?? 'GET',
+      headers: { 'x-forwarded-user': user },
+    })
+    res.statusCode = answer.statusCode
+    for (const [name, value] of Object.entries(answer.headers)) {
+      if (value !== undefined && name !== 'connection' && name !== 'keep-alive')
+        res.setHeader(name, value)
+    }
+    await pipeline(answer.body, res)
+  }
+}
+
+/** http-proxy-3 (the maintained successor of http-proxy) with a keep-alive agent. */
+function httpProxy3Forward(origin: string): Forward {
+  const proxy = createProxyServer({
+    target: origin,
+    agent: new Agent({ keepAlive: true, maxSockets: 64 }),
+  })
+  proxy.on('error', (_error, _req, res) => {
+    if ('writeHead' in res && !res.headersSent) res.writeHead(502)
+    res.end()
+  })
+  return (req, res, user) => {
+    req.headers['x-forwarded-user'] = user
+    delete req.headers.authorization
+    proxy.web(req, res)
+  }
+}
+
+function engine(forward: Forward, issuer: string): void {
+  const auth: BearerAuthenticator = createBearerAuthenticator({
+    issuer,
+    clientId: CLIENT_ID,
+    onEvent: () => {},
+  })
+  const server = createServer((req, res) => {
+    auth
+      .authenticate(toRequestLike(req, req.url ?? '/'))
+      .then(
+        (identity) => forward(req, res, identity.subject),
+        () => {
+          res.writeHead(401).end()
+        },
+      )
+      .catch(() => {
+        if (!res.headersSent) res.writeHead(502)
+        res.end()
+      })
+  })
+  listening(server)
+}
+
+const [kind = '', origin = '', issuer = '', redisUrl] = process.argv.slice(2)
+switch (kind) {
+  case 'upstream':
+    upstream()
+    break
+  case 'ssokit':
+    await ssokit(origin, issuer, redisUrl)
+    break
+  case 'undici':
+    engine(undiciForward(origin), issuer)
+    break
+  case 'http-proxy-3':
+    engine(httpProxy3Forward(origin), issuer)
+    break
+  default:
+    console.error(`unknown server ${kind}`)
+    process.exit(2)
+}
