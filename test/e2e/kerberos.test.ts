@@ -20,7 +20,7 @@ import { SsoError } from '@ssokit/core'
 import { CookieJar, startIdp, type IdpConfig, type RunningIdp } from '@ssokit/idp'
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'
-import { startDemoApp, type RunningDemoApp } from '../../packages/cli/src/demo/index.js'
+import { startDemo, startDemoApp, type RunningDemoApp } from '../../packages/cli/src/demo/index.js'
 import { startKdc, type RunningKdc } from '../support/kdc.js'
 import { tempDir } from '../support/redis.js'
 
@@ -510,5 +510,25 @@ describe('CLI: ssokit token --kerberos, ssokit cookie, ssokit status', () => {
     assert.equal(listed?.file, file)
     assert.equal(listed.owner, 'alice@SSOKIT.TEST')
     assert.equal(listed.valid, true)
+  })
+})
+
+describe('ssokit demo with Kerberos', () => {
+  it('offers "Sign in with Kerberos" in the built-in realm, and a ticket gets the cookies', async () => {
+    const demo = await startDemo({
+      idpPort: 0,
+      appPort: 0,
+      kerberos: { keytab: kdc.keytab, realm: kdc.realm },
+    })
+    try {
+      const session = await cookieSession(`${demo.app.url}/admin`, {
+        issuer: demo.idp.issuer,
+        login: kerberosAuth({ ccache: aliceCache }),
+      })
+      assert.equal(session.status, 200)
+      assert.equal(session.kerberosUsed, true)
+    } finally {
+      await demo.close()
+    }
   })
 })

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path'
 import { DEFAULT_IDP_CONFIG, resolveIdpConfig } from '@ssokit/idp'
 import { UsageError, type Command } from '../errors.js'
 import { parseOptions, pathOption, portOption, urlOption } from '../options.js'
@@ -15,6 +16,10 @@ Options:
   --redis <url>         Keep sessions in Redis, e.g. redis://127.0.0.1:6379 (default: in memory)
   --pid-file <file>     Write the process id here while running (to stop it later with
                         kill "$(cat <file>)")
+  --kerberos-keytab <file>  Offer "Sign in with Kerberos", checking tickets with this keytab
+                        (HTTP/127.0.0.1@REALM and HTTP/localhost@REALM keys)
+  --kerberos-realm <REALM>  With --kerberos-keytab: the realm whose principals sign in
+                        (alice@REALM as alice)
   -h, --help            Show this help
 
 Stop with Ctrl-C or SIGTERM.`
@@ -24,6 +29,8 @@ const OPTIONS = {
   'app-port': portOption(),
   redis: urlOption(['redis:', 'rediss:'], 'redis://127.0.0.1:6379'),
   'pid-file': pathOption(),
+  'kerberos-keytab': pathOption(),
+  'kerberos-realm': pathOption(),
 }
 
 /** The built-in realm's users, as the provider will see them, for the banner. */
@@ -51,6 +58,11 @@ export const command: Command = {
       )
     }
 
+    const keytab = values['kerberos-keytab']
+    const krbRealm = values['kerberos-realm']
+    if ((keytab === undefined) !== (krbRealm === undefined)) {
+      throw new UsageError('give --kerberos-keytab and --kerberos-realm together', 'demo')
+    }
     const removePidFile =
       values['pid-file'] === undefined ? undefined : await writePidFile(values['pid-file'])
     try {
@@ -59,6 +71,9 @@ export const command: Command = {
         appPort,
         log: out,
         ...(redis === undefined ? {} : { redis }),
+        ...(keytab === undefined || krbRealm === undefined
+          ? {}
+          : { kerberos: { keytab: resolve(keytab), realm: krbRealm } }),
       })
       const { app, idp } = demo
       const tokenUrl = `${idp.issuer}/protocol/openid-connect/token`
@@ -79,6 +94,13 @@ export const command: Command = {
         'Or with ssokit token, which caches and renews it:',
         `  export SSOKIT_CLIENT_SECRET=${DEMO_CLIENT_SECRET}`,
         `  curl -H "Authorization: Bearer $(ssokit token --issuer ${idp.issuer} --client-id ${DEMO_CLIENT_ID})" ${app.url}/api/whoami`,
+        ...(krbRealm === undefined
+          ? []
+          : [
+              `With a Kerberos ticket (kinit alice@${krbRealm}), cookies for curl:`,
+              `  ssokit cookie ${app.url}/admin --issuer ${idp.issuer} -o cookies.txt`,
+              `  curl -b cookies.txt ${app.url}/api/whoami`,
+            ]),
         '',
         'The session secret and passwords are public demo values: never deploy this.',
         'Press Ctrl-C to stop.',

@@ -3,7 +3,7 @@
  * started together and stopped together.
  */
 import type { SessionStore } from '@ssokit/core'
-import { startIdp, type RunningIdp } from '@ssokit/idp'
+import { DEFAULT_IDP_CONFIG, startIdp, type RunningIdp } from '@ssokit/idp'
 import { RedisSessionStore } from '@ssokit/redis'
 import { assertLocalhostFree, listenFailure } from '../listen.js'
 import { startDemoApp, type RunningDemoApp } from './app.js'
@@ -21,6 +21,8 @@ export interface DemoOptions {
   readonly redis?: string
   /** Receives a line for each unexpected failure inside the application. */
   readonly log?: (line: string) => void
+  /** Offer Kerberos sign-in: principals `alice@<realm>` sign in as alice. Default: off. */
+  readonly kerberos?: { readonly keytab: string; readonly realm: string }
 }
 
 export interface RunningDemo {
@@ -91,7 +93,13 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
 
   let idp: RunningIdp
   try {
-    idp = await startIdp({ port: idpPort, log: false })
+    idp = await startIdp({
+      port: idpPort,
+      log: false,
+      ...(options.kerberos === undefined
+        ? {}
+        : { config: { ...DEFAULT_IDP_CONFIG, kerberos: { ...options.kerberos } } }),
+    })
   } catch (error) {
     await store?.close().catch(() => undefined)
     throw startFailure(error, 'idp', idpPort)
