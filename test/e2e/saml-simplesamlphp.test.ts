@@ -7,11 +7,12 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { createServer, type Server } from 'node:http'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { Browser, Page } from 'playwright-core'
 import { withAuth } from '@ssokit/node'
+import { loadProxyConfig, startProxy } from '@ssokit/proxy'
 import { createSamlAuth, type SamlAuth, type SamlEvent } from '@ssokit/saml'
 import { launchBrowser } from '../support/browser.js'
 import { freePort, tempDir } from '../support/redis.js'
@@ -20,6 +21,18 @@ import {
   startSimpleSamlPhp,
   type RunningSimpleSamlPhp,
 } from '../support/simplesamlphp.js'
+
+/** The upstream behind the proxy: answers every request with the headers it received. */
+async function startEcho(): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify(req.headers))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  if (address === null || typeof address === 'string') throw new Error('no address')
+  return { server, url: `http://127.0.0.1:${address.port}` }
+}
 
 function keyPair(): { key: string; cert: string } {
   const dir = tempDir('ssokit-saml-sp-')
@@ -55,19 +68,34 @@ describe('SAML sign-in through SimpleSAMLphp in Chromium', () => {
   let browser: Browser
   let app: string
   const events: SamlEvent[] = []
+  let proxyPort: number
+  let proxyUrl: string
+  let proxySp: { key: string; cert: string }
 
   before(async () => {
     const port = await freePort()
     app = `http://127.0.0.1:${port}`
     const sp = keyPair()
     const entityId = `${app}/sp`
-    idp = await startSimpleSamlPhp({
-      entityId,
-      acsUrl: `${app}/auth/saml/acs`,
-      sloUrl: `${app}/auth/saml/slo`,
-      certificate: sp.cert,
-      trustedHost: `127.0.0.1:${port}`,
-    })
+    proxyPort = await freePort()
+    proxyUrl = `http://127.0.0.1:${proxyPort}`
+    proxySp = keyPair()
+    idp = await startSimpleSamlPhp([
+      {
+        entityId,
+        acsUrl: `${app}/auth/saml/acs`,
+        sloUrl: `${app}/auth/saml/slo`,
+        certificate: sp.cert,
+        trustedHost: `127.0.0.1:${port}`,
+      },
+      {
+        entityId: `${proxyUrl}/sp`,
+        acsUrl: `${proxyUrl}/_ssokit/saml/acs`,
+        sloUrl: `${proxyUrl}/_ssokit/saml/slo`,
+        certificate: proxySp.cert,
+        trustedHost: `127.0.0.1:${proxyPort}`,
+      },
+    ])
     auth = createSamlAuth({
       publicUrl: app,
       secret: 'an-e2e-secret-of-at-least-32-characters',
@@ -188,5 +216,61 @@ describe('SAML sign-in through SimpleSAMLphp in Chromium', () => {
     assert.equal(await loginFormShown(page), true, idp.log())
     assert.deepEqual(events, [])
     await context.close()
+  })
+
+  it('ssokit proxy signs in through SimpleSAMLphp and sends the shibboleth preset headers; forged ones are dropped', async () => {
+    const echo = await startEcho()
+    const dir = tempDir('ssokit-saml-proxy-')
+    writeFileSync(join(dir, 'sp-cert.pem'), proxySp.cert)
+    writeFileSync(join(dir, 'sp-key.pem'), proxySp.key)
+    const config = await loadProxyConfig({
+      env: {
+        SSOKIT_UPSTREAM: echo.url,
+        SSOKIT_PUBLIC_URL: proxyUrl,
+        SSOKIT_PORT: String(proxyPort),
+        SSOKIT_SAML_IDP_METADATA: idp.metadataUrl,
+        SSOKIT_SAML_ENTITY_ID: `${proxyUrl}/sp`,
+        SSOKIT_SAML_CERT_FILE: join(dir, 'sp-cert.pem'),
+        SSOKIT_SAML_KEY_FILE: join(dir, 'sp-key.pem'),
+        SSOKIT_HEADER_PRESET: 'shibboleth',
+      },
+    })
+    const proxy = await startProxy(config)
+    const context = await browser.newContext({
+      extraHTTPHeaders: { eppn: 'admin@evil.example', entitlement: 'urn:evil:admin' },
+    })
+    try {
+      const page = await context.newPage()
+      await page.goto(`${proxyUrl}/headers`)
+      await page.waitForSelector('input[name=password]')
+      await page.fill('input[name=username]', SSP_USER.username)
+      await page.fill('input[name=password]', SSP_USER.password)
+      await page.press('input[name=password]', 'Enter')
+      await page.waitForURL(`${proxyUrl}/headers`)
+      const headers = JSON.parse((await page.textContent('body')) ?? '{}') as Record<string, string>
+      assert.equal(headers['remote-user'], 'jdoe@example.org')
+      assert.equal(headers.eppn, 'jdoe@example.org')
+      assert.equal(headers.mail, 'jane.doe@example.org')
+      assert.equal(headers.displayname, 'Jane Doe')
+      assert.equal(headers['unscoped-affiliation'], 'member;staff')
+      assert.equal(headers.ismemberof, 'staff;admins')
+      assert.equal(headers['shib-identity-provider'], idp.entityId)
+      assert.ok(headers['shib-session-index'])
+      assert.equal(headers.entitlement, undefined)
+      assert.ok(
+        !Object.keys(headers).some(
+          (name) => name.startsWith('cookie') && headers[name]?.includes('ssokit'),
+        ),
+      )
+      // Logout through the proxy ends the IdP session too: the next visit shows the IdP's form.
+      await page.goto(`${proxyUrl}/_ssokit/logout`)
+      await page.click('button')
+      await page.waitForSelector('input[name=password]')
+      assert.ok(page.url().startsWith(idp.url))
+    } finally {
+      await context.close()
+      await proxy.close()
+      await new Promise((resolve) => echo.server.close(resolve))
+    }
   })
 })

@@ -55,7 +55,28 @@ function certData(pem: string): string {
   return pem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, '')
 }
 
-export async function startSimpleSamlPhp(sp: SamlSp): Promise<RunningSimpleSamlPhp> {
+/** One SP's entry in saml20-sp-remote.php. */
+function remoteSp(sp: SamlSp): string {
+  return `$metadata[${php(sp.entityId)}] = [
+    'AssertionConsumerService' => [[
+        'Binding' => 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST',
+        'Location' => ${php(sp.acsUrl)},
+    ]],
+    'SingleLogoutService' => [[
+        'Binding' => 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect',
+        'Location' => ${php(sp.sloUrl)},
+    ]],
+    'certData' => ${php(certData(sp.certificate))},
+    'validate.authnrequest' => true,
+    'validate.logout' => true,
+    'sign.logout' => true,
+    'assertion.encryption' => true,
+    'NameIDFormat' => 'urn:oasis:names:tc:SAML:2.0:nameid-format:transient',
+];
+`
+}
+
+export async function startSimpleSamlPhp(sps: readonly SamlSp[]): Promise<RunningSimpleSamlPhp> {
   requireSimpleSamlPhp()
   const dir = tempDir('ssokit-ssp-')
   for (const sub of ['config', 'cert', 'log', 'data', 'tmp', 'metadata']) mkdirSync(join(dir, sub))
@@ -99,7 +120,7 @@ $config['session.cookie.secure'] = false;
 // SameSite=None needs Secure, which an http test IdP cannot have; both parties are on 127.0.0.1.
 $config['session.cookie.samesite'] = 'Lax';
 $config['module.enable']['exampleauth'] = true;
-$config['trusted.url.domains'] = [${php(sp.trustedHost)}, ${php(`127.0.0.1:${port}`)}];
+$config['trusted.url.domains'] = [${[...sps.map((sp) => sp.trustedHost), `127.0.0.1:${port}`].map(php).join(', ')}];
 $config['metadata.sources'] = [['type' => 'flatfile', 'directory' => ${php(`${dir}/metadata/`)}]];
 `,
   )
@@ -135,27 +156,7 @@ $metadata[${php(entityId)}] = [
 ];
 `,
   )
-  writeFileSync(
-    join(dir, 'metadata/saml20-sp-remote.php'),
-    `<?php
-$metadata[${php(sp.entityId)}] = [
-    'AssertionConsumerService' => [[
-        'Binding' => 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST',
-        'Location' => ${php(sp.acsUrl)},
-    ]],
-    'SingleLogoutService' => [[
-        'Binding' => 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect',
-        'Location' => ${php(sp.sloUrl)},
-    ]],
-    'certData' => ${php(certData(sp.certificate))},
-    'validate.authnrequest' => true,
-    'validate.logout' => true,
-    'sign.logout' => true,
-    'assertion.encryption' => true,
-    'NameIDFormat' => 'urn:oasis:names:tc:SAML:2.0:nameid-format:transient',
-];
-`,
-  )
+  writeFileSync(join(dir, 'metadata/saml20-sp-remote.php'), `<?php\n${sps.map(remoteSp).join('')}`)
 
   const child: ChildProcessWithoutNullStreams = spawn(
     '/bin/sh',

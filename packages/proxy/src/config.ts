@@ -35,6 +35,18 @@ export interface IdentityHeaderConfig {
   readonly separator: string
   /** The signed identity assertion's header, or `false` for none. */
   readonly assertion: string | false
+  /** SAML attribute headers (the `shibboleth` preset), by attribute-map id. */
+  readonly attributes: readonly string[] | undefined
+}
+
+/** Sign-in through a SAML 2.0 IdP instead of OpenID Connect (`@ssokit/saml`). */
+export interface ProxySamlConfig {
+  /** The IdP metadata: a URL (read again hourly) or a file. */
+  readonly idp: { readonly url: string } | { readonly file: string }
+  readonly entityId: string
+  /** PEM texts read from the configured files; both or neither. */
+  readonly certificate: string | undefined
+  readonly privateKey: string | undefined
 }
 
 export interface ProxyConfig {
@@ -72,6 +84,8 @@ export interface ProxyConfig {
   readonly accessLog: boolean
   /** Seconds in-flight requests get to finish on SIGTERM before their connections are closed. */
   readonly shutdownTimeout: number
+  /** SAML sign-in; when set, the OIDC settings are not used. */
+  readonly saml: ProxySamlConfig | undefined
 }
 
 /** Where each setting may come from: its flag, its environment variables, its file key. */
@@ -104,6 +118,10 @@ const SOURCES = {
   metricsTokenFile: { flag: 'metrics-token-file', env: ['SSOKIT_METRICS_TOKEN_FILE'] },
   accessLog: { flag: 'access-log', env: ['SSOKIT_ACCESS_LOG'] },
   shutdownTimeout: { flag: 'shutdown-timeout', env: ['SSOKIT_SHUTDOWN_TIMEOUT'] },
+  samlIdpMetadata: { flag: 'saml-idp-metadata', env: ['SSOKIT_SAML_IDP_METADATA'] },
+  samlEntityId: { flag: 'saml-entity-id', env: ['SSOKIT_SAML_ENTITY_ID'] },
+  samlCertificateFile: { flag: 'saml-cert-file', env: ['SSOKIT_SAML_CERT_FILE'] },
+  samlPrivateKeyFile: { flag: 'saml-key-file', env: ['SSOKIT_SAML_KEY_FILE'] },
 } as const satisfies Record<string, { flag: string | undefined; env: readonly string[] }>
 
 type Key = keyof typeof SOURCES
@@ -191,21 +209,29 @@ const SCHEMA = z
     upstream: origin('an http or https origin such as http://127.0.0.1:8000 (no path)', {
       httpOnlyOnLoopback: false,
     }),
-    issuer: z.string({ error: 'must be a URL' }).refine(
-      (raw) => {
-        try {
-          const url = new URL(raw)
-          return (
-            url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname))
-          )
-        } catch {
-          return false
-        }
-      },
-      { error: 'must be an https URL (http only for localhost), such as ' + CERN_ISSUER },
-    ),
-    clientId: text('the client id registered at the provider'),
-    clientSecret: text('the client secret'),
+    issuer: z
+      .string({ error: 'must be a URL' })
+      .refine(
+        (raw) => {
+          try {
+            const url = new URL(raw)
+            return (
+              url.protocol === 'https:' ||
+              (url.protocol === 'http:' && isLoopbackHost(url.hostname))
+            )
+          } catch {
+            return false
+          }
+        },
+        { error: 'must be an https URL (http only for localhost), such as ' + CERN_ISSUER },
+      )
+      .optional(),
+    clientId: text('the client id registered at the provider').optional(),
+    clientSecret: text('the client secret').optional(),
+    samlIdpMetadata: text('the IdP metadata URL or file').optional(),
+    samlEntityId: text('the SP entity id, a URI').optional(),
+    samlCertificateFile: text('a PEM certificate file').optional(),
+    samlPrivateKeyFile: text('a PEM private key file').optional(),
     publicUrl: origin(
       'the https origin browsers use to reach the proxy, such as https://my-app.example (http only for localhost)',
       { httpOnlyOnLoopback: true },
@@ -472,7 +498,12 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
   if (headerPreset !== undefined) {
     raw.headers = { ...(raw.headers as object | undefined), preset: headerPreset.value }
   }
-  for (const key of ['upstream', 'issuer', 'clientId', 'clientSecret', 'publicUrl'] as const) {
+  // With SAML, the IdP metadata replaces the OIDC provider settings.
+  const required =
+    raw.samlIdpMetadata === undefined
+      ? (['upstream', 'issuer', 'clientId', 'clientSecret', 'publicUrl'] as const)
+      : (['upstream', 'samlEntityId', 'publicUrl'] as const)
+  for (const key of required) {
     if (raw[key] === undefined) {
       throw new ProxyConfigError(describeMissing(key, envName), key)
     }
@@ -517,6 +548,7 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
       'sessionSecret',
     )
   }
+  const saml = await samlConfig(parsed, located)
   const headers = parsed.headers ?? {}
   const presetName = headers.preset ?? 'oauth2-proxy'
   const base = HEADER_PRESETS[presetName]
@@ -527,9 +559,9 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
   }
   return Object.freeze({
     upstream: new URL(parsed.upstream).origin,
-    issuer: parsed.issuer,
-    clientId: parsed.clientId,
-    clientSecret: parsed.clientSecret,
+    issuer: parsed.issuer ?? '',
+    clientId: parsed.clientId ?? '',
+    clientSecret: parsed.clientSecret ?? '',
     publicUrl: new URL(parsed.publicUrl).origin,
     host: parsed.host,
     port: parsed.port,
@@ -543,6 +575,7 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
       names: Object.freeze(names),
       separator: headers.separator ?? base.separator,
       assertion: headers.assertion ?? DEFAULT_ASSERTION_HEADER,
+      attributes: 'attributes' in base ? base.attributes : undefined,
     }),
     rules: Object.freeze(
       (parsed.rules ?? []).map((rule): RuleSpec =>
@@ -563,5 +596,35 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
     metricsToken: parsed.metricsToken,
     accessLog: parsed.accessLog,
     shutdownTimeout: parsed.shutdownTimeout,
+    saml,
+  })
+}
+
+/** The SAML settings, with the certificate and key files read. */
+async function samlConfig(
+  parsed: {
+    readonly samlIdpMetadata?: string | undefined
+    readonly samlEntityId?: string | undefined
+    readonly samlCertificateFile?: string | undefined
+    readonly samlPrivateKeyFile?: string | undefined
+  },
+  located: ReadonlyMap<Key, Located>,
+): Promise<ProxySamlConfig | undefined> {
+  const metadata = parsed.samlIdpMetadata
+  if (metadata === undefined || parsed.samlEntityId === undefined) return undefined
+  const certFile = parsed.samlCertificateFile
+  const keyFile = parsed.samlPrivateKeyFile
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    const label =
+      located.get(certFile === undefined ? 'samlPrivateKeyFile' : 'samlCertificateFile')?.label ??
+      'samlCertificateFile'
+    throw new ProxyConfigError(`${label} needs the SAML certificate and key files together`, label)
+  }
+  const read = (path: string, key: Key) => readSettingFile(path, located.get(key)?.label ?? key)
+  return Object.freeze({
+    idp: /^https?:\/\//.test(metadata) ? { url: metadata } : { file: metadata },
+    entityId: parsed.samlEntityId,
+    certificate: certFile === undefined ? undefined : await read(certFile, 'samlCertificateFile'),
+    privateKey: keyFile === undefined ? undefined : await read(keyFile, 'samlPrivateKeyFile'),
   })
 }

@@ -13,6 +13,45 @@ export interface HeaderPreset {
   readonly names: Readonly<Partial<Record<IdentityField, string>>>
   /** Between the entries of `groups`; an entry containing it is left out. */
   readonly separator: string
+  /**
+   * SAML attributes sent as mod_shib's `ShibUseHeaders On` sends them: one header per
+   * attribute-map id, values joined by `;` (a `;` inside a value escaped as `\;`), together
+   * with `Shib-Identity-Provider` and `Shib-Session-Index`.
+   */
+  readonly attributes?: readonly string[]
+}
+
+/** The attribute-map ids of Shibboleth's default attribute-map.xml, sent by the `shibboleth` preset. */
+export const SHIBBOLETH_ATTRIBUTES: readonly string[] = Object.freeze([
+  'eppn',
+  'affiliation',
+  'unscoped-affiliation',
+  'entitlement',
+  'persistent-id',
+  'subject-id',
+  'pairwise-id',
+  'eduPersonUniqueId',
+  'uid',
+  'mail',
+  'displayName',
+  'cn',
+  'sn',
+  'givenName',
+  'isMemberOf',
+  'o',
+  'ou',
+  'schacHomeOrganization',
+])
+
+/** What mod_shib adds about the session besides the attributes. */
+export const SHIBBOLETH_SESSION_HEADERS: readonly string[] = Object.freeze([
+  'Shib-Identity-Provider',
+  'Shib-Session-Index',
+])
+
+/** Every header name a preset's attributes may set: each one is stripped from requests first. */
+export function attributeHeaderNames(attributes: readonly string[] | undefined): string[] {
+  return attributes === undefined ? [] : [...attributes, ...SHIBBOLETH_SESSION_HEADERS]
 }
 
 export const HEADER_PRESETS = Object.freeze({
@@ -34,6 +73,13 @@ export const HEADER_PRESETS = Object.freeze({
       groups: 'ADFS-GROUP',
     }),
     separator: ';',
+  }),
+  // For applications written for mod_shib: the user as REMOTE_USER (HTTP_REMOTE_USER in CGI and
+  // WSGI, since a proxy can only send headers) and every attribute under its attribute-map id.
+  shibboleth: Object.freeze({
+    names: Object.freeze({ username: 'Remote-User' }),
+    separator: ';',
+    attributes: SHIBBOLETH_ATTRIBUTES,
   }),
   none: Object.freeze({ names: Object.freeze({}), separator: ',' }),
 }) satisfies Readonly<Record<string, HeaderPreset>>

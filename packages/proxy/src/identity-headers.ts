@@ -62,6 +62,44 @@ function fieldValue(
   }
 }
 
+/** A SAML identity's attributes by id (`identity.claims.attributes`), when it has them. */
+function attributesOf(identity: Identity): Readonly<Record<string, unknown>> | undefined {
+  const attributes = identity.claims.attributes
+  return typeof attributes === 'object' && attributes !== null
+    ? (attributes as Readonly<Record<string, unknown>>)
+    : undefined
+}
+
+/** mod_shib's form of a multi-valued attribute: values joined by `;`, a `;` in one escaped. */
+export function shibbolethValue(values: unknown): string | undefined {
+  if (!Array.isArray(values)) return undefined
+  const parts = values.filter((v): v is string => typeof v === 'string' && v !== '')
+  if (parts.length === 0) return undefined
+  return headerValue(parts.map((v) => v.replaceAll(';', '\\;')).join(';'), MAX_GROUPS_CHARS)
+}
+
+function attributeHeaders(identity: Identity, ids: readonly string[]): [string, string][] {
+  const out: [string, string][] = []
+  const attributes = attributesOf(identity)
+  for (const id of ids) {
+    const value =
+      attributes !== undefined && Object.hasOwn(attributes, id)
+        ? shibbolethValue(attributes[id])
+        : undefined
+    if (value !== undefined) out.push([id.toLowerCase(), value])
+  }
+  const { iss, session_index: sessionIndex } = identity.claims
+  if (typeof iss === 'string') {
+    const value = headerValue(iss)
+    if (value !== undefined) out.push(['shib-identity-provider', value])
+  }
+  if (typeof sessionIndex === 'string') {
+    const value = headerValue(sessionIndex)
+    if (value !== undefined) out.push(['shib-session-index', value])
+  }
+  return out
+}
+
 /** `[name, value]` for every configured identity header this identity has a value for. */
 export function identityHeaders(identity: Identity, preset: HeaderPreset): [string, string][] {
   const out: [string, string][] = []
@@ -75,5 +113,6 @@ export function identityHeaders(identity: Identity, preset: HeaderPreset): [stri
           })()
     if (value !== undefined) out.push([name.toLowerCase(), value])
   }
+  if (preset.attributes !== undefined) out.push(...attributeHeaders(identity, preset.attributes))
   return out
 }

@@ -13,6 +13,7 @@ export {
   type ConfigInput,
   type IdentityHeaderConfig,
   type ProxyConfig,
+  type ProxySamlConfig,
 } from './config.js'
 export { ASSERTION_LIFETIME_S, ASSERTION_TYPE } from './assertion.js'
 export { HEADER_PRESETS, type HeaderPresetName, type IdentityField } from './headers.js'

@@ -28,6 +28,7 @@ import {
 import { createAssertionSigner, type AssertionSigner } from './assertion.js'
 import type { ProxyConfig } from './config.js'
 import {
+  attributeHeaderNames,
   forwardableHeaders,
   headerPolicy,
   toOutgoing,
@@ -41,6 +42,7 @@ import { canonicalTarget, type CanonicalTarget } from './paths.js'
 import { RedirectPolicy } from './redirects.js'
 import { Rules } from './rules.js'
 import { TrustedProxies } from './trusted-proxies.js'
+import { createSamlProxyAuth } from './saml.js'
 import { Upstream } from './upstream.js'
 import { Tunnels, type Admission } from './websocket.js'
 import { AccessLog, stdoutDestination } from './access-log.js'
@@ -295,6 +297,28 @@ async function handleUpgrade(
   h.observer.upgrade(req, target.path, outcome, performance.now() - started)
 }
 
+/** Sign-in through the OpenID Connect provider of the configuration. */
+function oidcAuth(
+  config: ProxyConfig,
+  options: ProxyOptions,
+  localHttp: boolean,
+  onEvent: SsoEventHandler,
+): SessionAuth {
+  return createSessionAuth({
+    issuer: config.issuer,
+    clientId: config.clientId,
+    clientSecret: config.clientSecret,
+    publicUrl: config.publicUrl,
+    // Without a configured secret, sessions last as long as this process.
+    secret: config.sessionSecrets ?? randomBytes(32).toString('base64url'),
+    prefix: config.prefix,
+    ...(options.store === undefined ? {} : { store: options.store }),
+    ...(config.sessionLifetime === undefined ? {} : { sessionLifetime: config.sessionLifetime }),
+    onEvent,
+    ...(localHttp ? { cookies: { insecureHttpForLocalhost: true } } : {}),
+  })
+}
+
 /**
  * Starts the proxy with a checked configuration (`loadProxyConfig`). Resolves once it listens;
  * a port in use rejects, with nothing left running.
@@ -310,32 +334,27 @@ export async function startProxy(
     ? new AccessLog(options.accessLog ?? stdoutDestination())
     : undefined
   const observer = new Observer(metrics, accessLog)
-  const auth = createSessionAuth({
-    issuer: config.issuer,
-    clientId: config.clientId,
-    clientSecret: config.clientSecret,
-    publicUrl: config.publicUrl,
-    // Without a configured secret, sessions last as long as this process.
-    secret: config.sessionSecrets ?? randomBytes(32).toString('base64url'),
-    prefix: config.prefix,
-    ...(options.store === undefined ? {} : { store: options.store }),
-    ...(config.sessionLifetime === undefined ? {} : { sessionLifetime: config.sessionLifetime }),
-    onEvent: (event) => {
-      metrics.onEvent(event)
-      report(event)
-    },
-    ...(publicUrl.protocol === 'http:' && isLoopbackUrl(publicUrl)
-      ? { cookies: { insecureHttpForLocalhost: true } }
-      : {}),
-  })
+  const localHttp = publicUrl.protocol === 'http:' && isLoopbackUrl(publicUrl)
+  const auth =
+    config.saml === undefined
+      ? oidcAuth(config, options, localHttp, (event) => {
+          metrics.onEvent(event)
+          report(event)
+        })
+      : await createSamlProxyAuth(config, config.saml, options.store, localHttp)
   const names = config.headers.names
   const injected = [
     ...Object.values(names),
+    ...attributeHeaderNames(config.headers.attributes),
     ...(config.headers.assertion === false ? [] : [config.headers.assertion]),
   ]
   const upstream = new Upstream(config.upstream, { timeoutMs: config.upstreamTimeout * 1000 })
   const rules = new Rules(config.rules)
-  const preset: HeaderPreset = { names, separator: config.headers.separator }
+  const preset: HeaderPreset = {
+    names,
+    separator: config.headers.separator,
+    ...(config.headers.attributes === undefined ? {} : { attributes: config.headers.attributes }),
+  }
   const signer =
     config.headers.assertion === false
       ? undefined

@@ -58,6 +58,10 @@ export const KNOWN_ENV_NAMES: ReadonlySet<string> = new Set([
   'SSOKIT_METRICS_TOKEN_FILE',
   'SSOKIT_ACCESS_LOG',
   'SSOKIT_SHUTDOWN_TIMEOUT',
+  'SSOKIT_SAML_IDP_METADATA',
+  'SSOKIT_SAML_ENTITY_ID',
+  'SSOKIT_SAML_CERT_FILE',
+  'SSOKIT_SAML_KEY_FILE',
   // The client side (@ssokit/client, ssokit token | status | logout).
   'SSOKIT_HOME',
   'SSOKIT_CLIENT_SECRET',
