@@ -125,7 +125,7 @@ describe('ssokit proxy command', () => {
       [
         [...good, '--header-preset', 'apache'],
         {},
-        /^ssokit: --header-preset must be oauth2-proxy, shibboleth-adfs, none, not "apache"$/,
+        /^ssokit: --header-preset must be oauth2-proxy, shibboleth-adfs, shibboleth, none, not "apache"$/,
       ],
       [
         [...good, '--redis-url', 'redis://127.0.0.1:1'],

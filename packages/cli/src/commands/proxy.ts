@@ -30,7 +30,7 @@ Options (each also from the environment or the --config file; flags win):
   --port <number>              Port, 0 for any free port (default 4180)          SSOKIT_PORT
   --redis-url <url>            Keep sessions in Redis, shared by several proxies SSOKIT_REDIS_URL
   --session-secret-file <file> Session cookie secret (needed with Redis)  SSOKIT_SESSION_SECRET
-  --header-preset <name>       oauth2-proxy (default), shibboleth-adfs or none
+  --header-preset <name>       oauth2-proxy (default), shibboleth-adfs, shibboleth or none
                                                                               SSOKIT_HEADER_PRESET
   --upstream-timeout <secs>    Wait this long for the application (default 60)
                                                                            SSOKIT_UPSTREAM_TIMEOUT
