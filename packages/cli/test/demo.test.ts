@@ -89,6 +89,15 @@ describe('ssokit demo (command line)', () => {
       stdout,
     )
 
+    // The proxy line names this demo's provider and its client.
+    const proxyLine = stdout.split('\n').find((line) => line.includes('ssokit proxy --upstream'))
+    assert.ok(
+      proxyLine?.includes(
+        `OIDC_CLIENT_SECRET=demo-app-secret ssokit proxy --upstream http://127.0.0.1:8000 --issuer ${issuer} --client-id demo-app --public-url http://localhost:4180 --port 4180`,
+      ),
+      stdout,
+    )
+
     const home = await fetch(`${app}/`, { headers: { accept: 'text/html' } })
     assert.equal(home.status, 200)
     assert.match(await home.text(), /Hello, World!/)

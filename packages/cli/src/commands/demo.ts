@@ -102,6 +102,11 @@ export const command: Command = {
               `  curl -b cookies.txt ${app.url}/api/whoami`,
             ]),
         '',
+        'Put the same sign-in in front of an app in any language (here Python), with ssokit proxy:',
+        '  python3 -m http.server 8000 --bind 127.0.0.1 &',
+        `  OIDC_CLIENT_SECRET=${DEMO_CLIENT_SECRET} ssokit proxy --upstream http://127.0.0.1:8000 --issuer ${idp.issuer} --client-id ${DEMO_CLIENT_ID} --public-url http://localhost:4180 --port 4180`,
+        '  then open http://localhost:4180/ (the app gets X-Forwarded-User and friends; docs/proxy.md)',
+        '',
         'The session secret and passwords are public demo values: never deploy this.',
         'Press Ctrl-C to stop.',
       ]
