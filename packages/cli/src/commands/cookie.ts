@@ -38,8 +38,8 @@ ${KERBEROS_HELP}
 
 Examples:
   kinit you@CERN.CH
-  ssokit cookie https://gitlab.cern.ch/ --cern -o ~/.cern-cookies.txt
-  curl -b ~/.cern-cookies.txt https://gitlab.cern.ch/api/v4/user`
+  ssokit cookie https://my-app.web.cern.ch/ --cern -o ~/.cern-cookies.txt
+  curl -b ~/.cern-cookies.txt https://my-app.web.cern.ch/api/items`
 
 const OPTIONS = {
   output: { ...pathOption(), short: 'o' },
