@@ -5,6 +5,7 @@
  * or file key it came from, and never prints a secret.
  */
 import { readFile } from 'node:fs/promises'
+import { createSecureContext } from 'node:tls'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { HEADER_PRESETS, type HeaderPresetName, type IdentityField } from './headers.js'
@@ -86,6 +87,10 @@ export interface ProxyConfig {
   readonly shutdownTimeout: number
   /** SAML sign-in; when set, the OIDC settings are not used. */
   readonly saml: ProxySamlConfig | undefined
+  /** PEM certificate chain and key when the proxy terminates TLS itself. */
+  readonly tls: { readonly cert: string; readonly key: string } | undefined
+  /** A plain-HTTP port answering every request with a 308 to the public URL. */
+  readonly httpRedirectPort: number | undefined
 }
 
 /** Where each setting may come from: its flag, its environment variables, its file key. */
@@ -122,6 +127,9 @@ const SOURCES = {
   samlEntityId: { flag: 'saml-entity-id', env: ['SSOKIT_SAML_ENTITY_ID'] },
   samlCertificateFile: { flag: 'saml-cert-file', env: ['SSOKIT_SAML_CERT_FILE'] },
   samlPrivateKeyFile: { flag: 'saml-key-file', env: ['SSOKIT_SAML_KEY_FILE'] },
+  tlsCert: { flag: 'tls-cert', env: ['SSOKIT_TLS_CERT'] },
+  tlsKey: { flag: 'tls-key', env: ['SSOKIT_TLS_KEY'] },
+  httpRedirectPort: { flag: 'http-redirect-port', env: ['SSOKIT_HTTP_REDIRECT_PORT'] },
 } as const satisfies Record<string, { flag: string | undefined; env: readonly string[] }>
 
 type Key = keyof typeof SOURCES
@@ -315,6 +323,9 @@ const SCHEMA = z
       .optional(),
     accessLog: onOff(),
     shutdownTimeout: integer(0, 3600, 'a number of seconds'),
+    tlsCert: text('a PEM file of the certificate chain').optional(),
+    tlsKey: text('a PEM file of the private key').optional(),
+    httpRedirectPort: integer(0, 65535, 'a port number').optional(),
   })
   .strict()
 
@@ -408,6 +419,47 @@ function describeMissing(key: Key, envName: (name: string) => string): string {
   ]
   const extra = key === 'issuer' ? " (SSOKIT_PRESET=cern for CERN's)" : ''
   return `${key} is not set: give ${where.slice(0, -1).join(', ')} or ${where.at(-1) ?? ''}${extra}`
+}
+
+/**
+ * The certificate and key files, read and tried together (TLS 1.2 at least), so a wrong file,
+ * a key of another certificate or a passphrase-protected key stops start-up, naming the setting.
+ */
+async function readTls(
+  parsed: { readonly tlsCert?: string | undefined; readonly tlsKey?: string | undefined },
+  located: ReadonlyMap<Key, Located>,
+): Promise<{ readonly cert: string; readonly key: string } | undefined> {
+  const certLabel = located.get('tlsCert')?.label ?? 'tlsCert'
+  const keyLabel = located.get('tlsKey')?.label ?? 'tlsKey'
+  if (parsed.tlsCert === undefined && parsed.tlsKey === undefined) return undefined
+  if (parsed.tlsCert === undefined || parsed.tlsKey === undefined) {
+    const [given, missing] =
+      parsed.tlsCert === undefined ? [keyLabel, '--tls-cert'] : [certLabel, '--tls-key']
+    throw new ProxyConfigError(`${given} needs ${missing} too`, given)
+  }
+  const cert = await readSettingFile(parsed.tlsCert, certLabel)
+  const key = await readSettingFile(parsed.tlsKey, keyLabel)
+  if (!/-----BEGIN CERTIFICATE-----/.test(cert)) {
+    throw new ProxyConfigError(
+      `${certLabel}: ${JSON.stringify(parsed.tlsCert)} holds no PEM certificate`,
+      certLabel,
+    )
+  }
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) {
+    throw new ProxyConfigError(
+      `${keyLabel}: ${JSON.stringify(parsed.tlsKey)} holds no PEM private key`,
+      keyLabel,
+    )
+  }
+  try {
+    createSecureContext({ cert, key, minVersion: 'TLSv1.2' })
+  } catch {
+    throw new ProxyConfigError(
+      `${keyLabel} does not fit ${certLabel}, or is protected by a passphrase (not supported)`,
+      keyLabel,
+    )
+  }
+  return Object.freeze({ cert, key })
 }
 
 /**
@@ -549,6 +601,21 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
     )
   }
   const saml = await samlConfig(parsed, located)
+  const tls = await readTls(parsed, located)
+  if (parsed.httpRedirectPort !== undefined && tls === undefined) {
+    const label = located.get('httpRedirectPort')?.label ?? 'httpRedirectPort'
+    throw new ProxyConfigError(
+      `${label} needs TLS: set --tls-cert and --tls-key too (the redirect goes to https)`,
+      label,
+    )
+  }
+  if (tls !== undefined && !parsed.publicUrl.startsWith('https:')) {
+    const label = located.get('publicUrl')?.label ?? 'publicUrl'
+    throw new ProxyConfigError(
+      `${label} must be an https URL when the proxy terminates TLS (--tls-cert)`,
+      label,
+    )
+  }
   const headers = parsed.headers ?? {}
   const presetName = headers.preset ?? 'oauth2-proxy'
   const base = HEADER_PRESETS[presetName]
@@ -596,6 +663,8 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
     metricsToken: parsed.metricsToken,
     accessLog: parsed.accessLog,
     shutdownTimeout: parsed.shutdownTimeout,
+    tls,
+    httpRedirectPort: parsed.httpRedirectPort,
     saml,
   })
 }

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import {
@@ -50,6 +50,7 @@ import { ProxyMetrics, scrapeAllowed } from './metrics.js'
 import { Observer, type RequestNote } from './observe.js'
 import { Readiness } from './readiness.js'
 import { drain } from './shutdown.js'
+import { createProxyServer, startRedirectServer } from './tls.js'
 import type { DestinationStream } from 'pino'
 
 /** Cookie names of the session module: the proxy's own, never sent upstream. */
@@ -66,9 +67,11 @@ export interface ProxyOptions {
 }
 
 export interface RunningProxy {
-  /** `http://<host>:<port>`, where it listens. */
+  /** `http://<host>:<port>` (`https` with TLS), where it listens. */
   readonly url: string
   readonly port: number
+  /** The port of the HTTP-to-HTTPS redirect, when there is one. */
+  readonly redirectPort: number | undefined
   readonly server: Server
   readonly auth: SessionAuth
   /** This proxy's metrics (its own registry, never prom-client's global one). */
@@ -385,7 +388,7 @@ export async function startProxy(
     observer,
     readiness: new Readiness(auth, config.issuer),
   }
-  const server = createServer({ maxHeaderSize: config.maxHeaderSize }, (req, res) => {
+  const server = createProxyServer(config.tls, config.maxHeaderSize, (req, res) => {
     const note = observer.start(req, res)
     handleRequest(handler, req, res, note).catch(() => {
       if (!res.headersSent) sendError(req, res, 502)
@@ -413,10 +416,15 @@ export async function startProxy(
         : 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n',
     )
   })
+  let redirect: Server | undefined
   try {
     server.listen(config.port, config.host)
     await once(server, 'listening')
+    if (config.httpRedirectPort !== undefined) {
+      redirect = await startRedirectServer(config.publicUrl, config.host, config.httpRedirectPort)
+    }
   } catch (error) {
+    if (server.listening) server.close()
     await Promise.allSettled([upstream.close(), auth.close()])
     throw error
   }
@@ -426,15 +434,22 @@ export async function startProxy(
   const stop = (timeoutMs: number): Promise<boolean> => {
     stopping ??= (async () => {
       tunnels.closeAll()
+      redirect?.closeAllConnections()
+      redirect?.close()
       const finished = await drain(server, timeoutMs)
       await Promise.allSettled([upstream.close(), auth.close(), accessLog?.flush()])
       return finished
     })()
     return stopping
   }
+  const redirectAddress = redirect?.address()
   return {
-    url: `http://${host}:${port}`,
+    url: `${config.tls === undefined ? 'http' : 'https'}://${host}:${port}`,
     port,
+    redirectPort:
+      typeof redirectAddress === 'object' && redirectAddress !== null
+        ? redirectAddress.port
+        : undefined,
     server,
     auth,
     metrics,

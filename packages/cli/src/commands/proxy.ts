@@ -48,6 +48,10 @@ Options (each also from the environment or the --config file; flags win):
   --access-log <on|off>        A JSON line per request on stdout (default on)  SSOKIT_ACCESS_LOG
   --shutdown-timeout <secs>    On SIGTERM, requests in flight get this long (default 30)
                                                                            SSOKIT_SHUTDOWN_TIMEOUT
+  --tls-cert <file>            Serve https with this PEM certificate chain    SSOKIT_TLS_CERT
+  --tls-key <file>             ... and this PEM private key (TLS 1.2 and up)   SSOKIT_TLS_KEY
+  --http-redirect-port <port>  Also answer plain HTTP here with a 308 to the public URL
+                                                                         SSOKIT_HTTP_REDIRECT_PORT
   --config <file>              YAML file of the same settings, plus rules and header names
   --pid-file <file>            Write the process id here while running
   -h, --help                   Show this help
@@ -80,6 +84,9 @@ const OPTIONS = {
   'metrics-token-file': pathOption(),
   'access-log': textOption(),
   'shutdown-timeout': textOption(),
+  'tls-cert': pathOption(),
+  'tls-key': pathOption(),
+  'http-redirect-port': textOption(),
   config: pathOption(),
   'pid-file': pathOption(),
 }
@@ -132,6 +139,9 @@ export const command: Command = {
       }
       out(`ssokit proxy: listening on ${proxy.url}, in front of ${config.upstream}`)
       out(`  Public URL   ${config.publicUrl}`)
+      if (proxy.redirectPort !== undefined) {
+        out(`  HTTP         port ${proxy.redirectPort} redirects to the public URL (308)`)
+      }
       out(`  Provider     ${config.issuer} (client ${config.clientId})`)
       out(
         `  Sessions     ${config.redisUrl === undefined ? 'in memory (lost when the proxy stops)' : `Redis at ${redactUrl(config.redisUrl)}`}`,

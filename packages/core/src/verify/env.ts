@@ -62,6 +62,9 @@ export const KNOWN_ENV_NAMES: ReadonlySet<string> = new Set([
   'SSOKIT_SAML_ENTITY_ID',
   'SSOKIT_SAML_CERT_FILE',
   'SSOKIT_SAML_KEY_FILE',
+  'SSOKIT_TLS_CERT',
+  'SSOKIT_TLS_KEY',
+  'SSOKIT_HTTP_REDIRECT_PORT',
   // The client side (@ssokit/client, ssokit token | status | logout).
   'SSOKIT_HOME',
   'SSOKIT_CLIENT_SECRET',
