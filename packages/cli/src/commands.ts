@@ -17,7 +17,7 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     load: () => import('./commands/demo.js'),
   },
   login: {
-    summary: 'Log in to a client (device flow) and keep the credential for ssokit token',
+    summary: 'Log in to a client (device flow or browser) and keep the credential for ssokit token',
     load: () => import('./commands/login.js'),
   },
   token: {

@@ -80,6 +80,31 @@ export const LOGIN_METHODS: Readonly<Record<string, LoginMethod>> = {
       })
     },
   },
+  browser: {
+    summary: 'Browser: sign in in the browser on this machine (code + PKCE, loopback redirect)',
+    options: { 'no-open': { kind: 'flag' } },
+    optionHelp: [
+      '  --no-open                   Print the browser login URL without opening a browser',
+    ],
+    async source(settings) {
+      const { browserLogin } = await import('@ssokit/client')
+      return browserLogin({
+        ...common(settings),
+        openBrowser: settings.values['no-open'] !== true,
+        onUrl: (url, opened) => {
+          settings.ui.say(
+            opened
+              ? `Your browser has been opened to sign in. If it did not open, visit:\n${url}`
+              : `To sign in, open this URL in a browser on this machine:\n${url}`,
+          )
+          settings.ui.waiting(
+            'Waiting for the browser login',
+            new Date(Date.now() + (settings.timeout ?? 300) * 1000),
+          )
+        },
+      })
+    },
+  },
   kerberos: {
     summary: 'Kerberos: your ticket (kinit) through "Sign in with Kerberos", no browser',
     options: { ...KERBEROS_OPTIONS, 'redirect-uri': { kind: 'value', parse: (raw) => raw } },

@@ -9,7 +9,11 @@ import { after, before, describe, it } from 'node:test'
 import { startIdp, type RunningIdp } from '@ssokit/idp'
 import type { Browser } from 'playwright-core'
 
-import { approveDeviceInChromium, launchChromium } from '../../client/test/chromium.js'
+import {
+  approveDeviceInChromium,
+  browserSignIn,
+  launchChromium,
+} from '../../client/test/chromium.js'
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 
@@ -125,6 +129,23 @@ describe('ssokit login, and ssokit token with the login', () => {
     )
   })
 
+  it('logs in with --browser: Chromium follows the printed URL to the loopback listener', async () => {
+    const env = { SSOKIT_HOME: join(dir, 'browser') }
+    const login = start(
+      ['login', '--issuer', idp.issuer, '--client-id', 'demo-cli', '--browser'],
+      env,
+    )
+    const [, url] = await login.stderrMatch(/open this URL in a browser on this machine:\n(\S+)\n/)
+    const done = await browserSignIn(browser, url ?? '', { username: 'bob', password: 'bob' })
+    assert.match(done.text, /You are signed in/)
+    const finished = await login.done
+    assert.equal(finished.code, 0, finished.stderr)
+    assert.match(finished.stdout, /^Logged in as bob to demo-cli/)
+    const token = await run(['token', '--issuer', idp.issuer, '--client-id', 'demo-cli'], env)
+    assert.equal(token.code, 0, token.stderr)
+    assert.equal(payload(token.stdout.trim()).sub, 'bob')
+  })
+
   it('ends a waiting device login on Ctrl-C with exit status 1 and nothing cached', async () => {
     const env = { SSOKIT_HOME: join(dir, 'cancel') }
     const login = start(['login', '--issuer', idp.issuer, '--client-id', 'demo-cli'], env)
@@ -137,8 +158,11 @@ describe('ssokit login, and ssokit token with the login', () => {
     assert.deepEqual(JSON.parse(status.stdout), [])
   })
 
-  it('refuses --audience with a login, and a secret on the command line', async () => {
+  it('refuses two login methods, --audience with a login, and a secret on the command line', async () => {
     const base = ['--issuer', idp.issuer, '--client-id', 'demo-cli']
+    const both = await run(['login', ...base, '--device', '--browser'], {})
+    assert.equal(both.code, 2)
+    assert.match(both.stderr, /give one of --device, --browser, not several/)
     const audience = await run(['token', ...base, '--audience', 'demo-api'], {})
     assert.equal(audience.code, 2)
     assert.match(audience.stderr, /--audience needs a client secret/)

@@ -3,6 +3,7 @@ export { clientCredentials, type ClientCredentialsOptions } from './client-crede
 export { exchange, type ExchangeOptions } from './exchange.js'
 export { deviceLogin, type DeviceLoginOptions, type DevicePrompt } from './device-login.js'
 export { formatDevicePrompt, terminalQrCode } from './device-prompt.js'
+export { browserLogin, openSystemBrowser, type BrowserLoginOptions } from './browser-login.js'
 export { DEFAULT_LOGIN_SCOPE, type LoginOptions } from './login.js'
 export { CERN_ISSUER, type ClientExpertOptions, type CommonClientOptions } from './options.js'
 export type { ClientSecretMethod } from './provider.js'

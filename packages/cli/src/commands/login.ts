@@ -17,7 +17,7 @@ import {
 } from '../login-methods.js'
 import { flagOption, integerOption, parseOptions, type ValueOption } from '../options.js'
 
-const help = `Usage: ssokit login --client-id <id> (--issuer <url> | --cern) [--device] [options]
+const help = `Usage: ssokit login --client-id <id> (--issuer <url> | --cern) [--device | --browser] [options]
 
 Logs you in to a client (usually a public one, without a secret) and keeps the credential, with
 its refresh token, in the cache: later \`ssokit token --client-id <id>\` calls print an access
@@ -32,7 +32,8 @@ Options:
                               default: OIDC_ISSUER
   --cern                      CERN SSO: https://auth.cern.ch/auth/realms/cern
   --scope <scopes>            Scopes to ask for, space-separated (default: "openid profile")
-  --timeout <seconds>         Give up after this long (default: the device code's lifetime)
+  --timeout <seconds>         Give up after this long (default: the device code's lifetime,
+                              300 for a browser login)
   --force                     Log in again even when a cached login still works
   --client-secret-file <f>    For a confidential client: its secret, from this file
   --client-secret-stdin       ... or from standard input (default: SSOKIT_CLIENT_SECRET)
@@ -40,6 +41,7 @@ Options:
 
 Examples:
   ssokit login --cern --client-id my-public-client
+  ssokit login --cern --client-id my-public-client --browser
   ssokit login --issuer http://localhost:4000/auth/realms/dev --client-id demo-cli
   curl -H "Authorization: Bearer $(ssokit token --cern --client-id my-public-client)" \\
     https://my-api.cern.ch/items`

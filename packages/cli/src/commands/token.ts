@@ -25,9 +25,9 @@ Prints a valid access token on stdout and nothing else, from the credential cach
 fresh, else from the provider:
 - with a client secret: the client's own token (client credentials grant); with --cern from
   CERN's api-access endpoint, which honours --audience;
-- without one (a public client), or with a login flag (--device): the user's token from
+- without one (a public client), or with --device or --browser: the user's token from
   \`ssokit login\`, refreshed with its refresh token. When there is none and stderr is a
-  terminal, it logs you in first (the device flow by default); in a script without a
+  terminal, it logs you in first (the device flow unless --browser); in a script without a
   terminal it fails with "login required" instead of waiting.
 
 Options:
@@ -40,7 +40,7 @@ Options:
   --client-secret-file <f>    Read the client secret from this file (not readable by others)
   --client-secret-stdin       Read the client secret from standard input
                               (default: SSOKIT_CLIENT_SECRET, else OIDC_CLIENT_SECRET)
-  --device                    Log in this way when a login is needed (the default)
+  --device, --browser         Log in this way when a login is needed (default: --device)
   --json                      Print {"access_token", "token_type", "expires_at", ...} instead
   --decode                    Print the token's claims (read, not verified) instead
   -h, --help                  Show this help
