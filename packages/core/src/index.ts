@@ -10,6 +10,7 @@ export type {
   VerifierOptions,
 } from './verify/verifier.js'
 export type { RoleSource, TokenTypePolicy } from './verify/claims.js'
+export { claimPathProblem, claimPathReader } from './verify/claims.js'
 export type {
   SsoEvent,
   SsoEventHandler,

@@ -10,7 +10,8 @@ import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { HEADER_PRESETS, type HeaderPresetName, type IdentityField } from './headers.js'
 import { redirectDomainProblem } from './redirects.js'
-import { patternProblem, type RuleSpec } from './rules.js'
+import { frozenRule, rulesSchema } from './rule-config.js'
+import type { RuleSpec } from './rules.js'
 import { trustedProxyProblem } from './trusted-proxies.js'
 
 export const CERN_ISSUER = 'https://auth.cern.ch/auth/realms/cern'
@@ -289,26 +290,7 @@ const SCHEMA = z
       })
       .strict()
       .optional(),
-    rules: z
-      .array(
-        z
-          .object({
-            path: z.string({ error: 'must be a path such as /public' }).superRefine((p, ctx) => {
-              const problem = patternProblem(p)
-              if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem })
-            }),
-            public: z.boolean({ error: 'must be true or false' }).optional(),
-            roles: z
-              .array(text('a role name'), { error: 'must be a list of role names' })
-              .optional(),
-          })
-          .strict()
-          .refine((r) => !(r.public === true && (r.roles?.length ?? 0) > 0), {
-            error: 'cannot be public and require roles',
-          }),
-        { error: 'must be a list of rules' },
-      )
-      .optional(),
+    rules: rulesSchema.optional(),
     upstreamTimeout: integer(1, 3600, 'a number of seconds'),
     maxHeaderSize: integer(1024, 1_048_576, 'a number of bytes'),
     trustedProxies: list('a list of IP addresses or CIDR ranges', trustedProxyProblem).optional(),
@@ -644,15 +626,7 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
       assertion: headers.assertion ?? DEFAULT_ASSERTION_HEADER,
       attributes: 'attributes' in base ? base.attributes : undefined,
     }),
-    rules: Object.freeze(
-      (parsed.rules ?? []).map((rule): RuleSpec =>
-        Object.freeze({
-          path: rule.path,
-          ...(rule.public === undefined ? {} : { public: rule.public }),
-          ...(rule.roles === undefined ? {} : { roles: Object.freeze([...rule.roles]) }),
-        }),
-      ),
-    ),
+    rules: Object.freeze((parsed.rules ?? []).map(frozenRule)),
     upstreamTimeout: parsed.upstreamTimeout,
     maxHeaderSize: parsed.maxHeaderSize,
     trustedProxies: Object.freeze([...(parsed.trustedProxies ?? [])]),

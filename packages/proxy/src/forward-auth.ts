@@ -13,17 +13,11 @@
  * provider or the session store fails.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import {
-  requireRoles,
-  type Identity,
-  type RequestLike,
-  type ResponseParts,
-  type SessionAuth,
-} from '@ssokit/core'
+import { type Identity, type RequestLike, type ResponseParts, type SessionAuth } from '@ssokit/core'
 import { isUnderPrefix, sendParts, toRequestLike } from '@ssokit/node'
 import { canonicalTarget } from './paths.js'
 import type { RedirectPolicy } from './redirects.js'
-import type { Rules } from './rules.js'
+import { requireAccess, type Rules } from './rules.js'
 import type { TrustedProxies } from './trusted-proxies.js'
 
 /** The response header carrying the sign-in address of a refused browser request. */
@@ -206,7 +200,7 @@ export async function forwardAuth(
   let identity: Identity
   try {
     identity = await setup.auth.authenticate(request)
-    if (decision.roles.length > 0) requireRoles(identity, decision.roles)
+    requireAccess(identity, decision)
   } catch (error) {
     const parts = setup.auth.reject(error, request)
     if (parts.status !== 302) {

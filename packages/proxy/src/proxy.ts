@@ -11,7 +11,6 @@ import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import {
   createSessionAuth,
-  requireRoles,
   stderrLogger,
   type Identity,
   type SessionAuth,
@@ -40,7 +39,7 @@ import { identityHeaders } from './identity-headers.js'
 import { sendError } from './pages.js'
 import { canonicalTarget, type CanonicalTarget } from './paths.js'
 import { RedirectPolicy } from './redirects.js'
-import { Rules } from './rules.js'
+import { requireAccess, Rules } from './rules.js'
 import { TrustedProxies } from './trusted-proxies.js'
 import { createSamlProxyAuth } from './saml.js'
 import { Upstream } from './upstream.js'
@@ -233,7 +232,7 @@ async function admit(
   const request = toRequestLike(req, `${target.path}${target.search}`)
   try {
     const identity = await h.auth.authenticate(request)
-    if (decision.roles.length > 0) requireRoles(identity, decision.roles)
+    requireAccess(identity, decision)
     return { ok: true, identity }
   } catch (error) {
     return { ok: false, parts: h.auth.reject(error, request) }

@@ -4,7 +4,11 @@
  * `/public` covers `/public` and `/public/x`, not `/publicity` nor `/admin/public`. There are no
  * regular expressions, so no pattern can be left unanchored.
  */
+import { claimPathReader, requireRoles, SsoError, type Identity } from '@ssokit/core'
 import { segmentsOf } from './paths.js'
+
+/** A claim value a rule accepts: compared with `===`, so `"true"` never matches `true`. */
+export type ClaimValue = string | number | boolean
 
 export interface RuleSpec {
   /** `/public`, `/api/*\/status`, or `/` for every path. */
@@ -13,11 +17,30 @@ export interface RuleSpec {
   readonly public?: boolean
   /** Roles the user must hold, every one of them (403 otherwise). Default none. */
   readonly roles?: readonly string[]
+  /**
+   * Groups of which the user must hold at least one (403 otherwise). Groups are the identity's
+   * roles, the list the groups header carries. Default none.
+   */
+  readonly groups?: readonly string[]
+  /**
+   * Claims the verified token must carry, by name or dotted path (`realm_access.roles`), each
+   * with the value or one of the values accepted. A claim holding a list matches when any of its
+   * entries is accepted. Every listed claim must match (403 otherwise). Default none.
+   */
+  readonly claims?: Readonly<Record<string, ClaimValue | readonly ClaimValue[]>>
+}
+
+interface ClaimCheck {
+  readonly name: string
+  readonly read: (claims: Readonly<Record<string, unknown>>) => unknown
+  readonly accepted: readonly ClaimValue[]
 }
 
 export interface Decision {
   readonly public: boolean
   readonly roles: readonly string[]
+  readonly groups: readonly string[]
+  readonly claims: readonly ClaimCheck[]
 }
 
 interface CompiledRule extends Decision {
@@ -47,7 +70,30 @@ export function patternProblem(pattern: string): string | undefined {
   return undefined
 }
 
-const AUTHENTICATED: Decision = Object.freeze({ public: false, roles: Object.freeze([]) })
+const NONE: readonly never[] = Object.freeze([])
+const AUTHENTICATED: Decision = Object.freeze({
+  public: false,
+  roles: NONE,
+  groups: NONE,
+  claims: NONE,
+})
+
+function acceptedValues(wanted: ClaimValue | readonly ClaimValue[]): readonly ClaimValue[] {
+  // `Array.isArray` does not narrow a readonly array type, so the scalar case is tested instead.
+  return typeof wanted === 'object' ? [...wanted] : [wanted]
+}
+
+function compileClaims(claims: RuleSpec['claims']): readonly ClaimCheck[] {
+  return Object.freeze(
+    Object.entries(claims ?? {}).map(([name, wanted]) =>
+      Object.freeze({
+        name,
+        read: claimPathReader(name),
+        accepted: Object.freeze(acceptedValues(wanted)),
+      }),
+    ),
+  )
+}
 
 export class Rules {
   readonly #rules: readonly CompiledRule[]
@@ -61,6 +107,8 @@ export class Rules {
         order,
         public: spec.public === true,
         roles: Object.freeze([...(spec.roles ?? [])]),
+        groups: Object.freeze([...(spec.groups ?? [])]),
+        claims: compileClaims(spec.claims),
       }
     })
   }
@@ -81,5 +129,28 @@ export class Rules {
       }
     }
     return best ?? AUTHENTICATED
+  }
+}
+
+function claimMatches(value: unknown, accepted: readonly ClaimValue[]): boolean {
+  const one = (v: unknown) => accepted.some((a) => a === v)
+  return Array.isArray(value) ? value.some(one) : one(value)
+}
+
+/**
+ * Throws `role_required` (403) unless the identity meets the decision: every role, at least one
+ * of the groups, and every claim. An unauthenticated request never gets here (401 / sign-in).
+ */
+export function requireAccess(identity: Identity, decision: Decision): void {
+  if (decision.roles.length > 0) requireRoles(identity, decision.roles)
+  if (decision.groups.length > 0 && !decision.groups.some((g) => identity.roles.has(g))) {
+    throw new SsoError('role_required', 'A required group is missing.')
+  }
+  for (const check of decision.claims) {
+    if (!claimMatches(check.read(identity.claims), check.accepted)) {
+      throw new SsoError('role_required', 'A required claim is missing or has another value.', {
+        claim: check.name,
+      })
+    }
   }
 }
