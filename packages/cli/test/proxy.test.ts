@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test'
 import { CookieJar, startIdp, type RunningIdp } from '@ssokit/idp'
 import { startRedis } from '../../../test/support/redis.js'
 import { finishLogin } from '../../../test/support/session-redis.js'
+import { idpMetadata, makeKeyPair, SSO_URL } from '../../saml/test/support.js'
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 
@@ -186,6 +187,69 @@ describe('ssokit proxy command', () => {
     const [code] = (await once(child, 'close')) as [number | null]
     assert.equal(code, 0)
     assert.match(stdout, /Received SIGTERM, stopping/)
+  })
+
+  it('signs in through SAML from the --saml-* flags; a certificate without its key stops start-up', async () => {
+    const idpKeys = makeKeyPair('idp.example.org')
+    const spKeys = makeKeyPair('my-app.example')
+    const metadata = join(dir, 'idp.xml')
+    const cert = join(dir, 'sp-cert.pem')
+    const key = join(dir, 'sp-key.pem')
+    await writeFile(metadata, idpMetadata(idpKeys.cert))
+    await writeFile(cert, spKeys.cert)
+    await writeFile(key, spKeys.key)
+    const port = await freePort()
+    const base = `http://localhost:${port}`
+    const saml = [
+      '--upstream',
+      'http://127.0.0.1:9',
+      '--public-url',
+      base,
+      '--port',
+      String(port),
+      '--saml-idp-metadata',
+      metadata,
+      '--saml-entity-id',
+      `${base}/sp`,
+    ]
+    for (const [flag, file] of [
+      ['--saml-cert-file', cert],
+      ['--saml-key-file', key],
+    ] as const) {
+      const refused = await run([...saml, flag, file])
+      assert.equal(refused.code, 2, refused.stderr)
+      // The flag as typed: --saml-cert-file needs the SAML certificate and key files together
+      assert.equal(
+        refused.stderr.split('\n')[0],
+        `ssokit: ${flag} needs the SAML certificate and key files together`,
+      )
+      assert.equal(refused.stdout, '')
+    }
+    assert.equal(await listening(port), false)
+
+    const child = start([...saml, '--saml-cert-file', cert, '--saml-key-file', key])
+    try {
+      let stdout = ''
+      child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()))
+      while (!stdout.includes('Endpoints')) await once(child.stdout!, 'data')
+      assert.match(stdout, /SAML IdP +.*idp\.xml \(SP http:\/\/localhost:\d+\/sp\)/)
+      const sp = await fetch(`${base}/_ssokit/saml/metadata`)
+      assert.equal(sp.status, 200)
+      const spXml = await sp.text()
+      assert.match(spXml, new RegExp(`entityID="${base}/sp"`))
+      const spCertBody = spKeys.cert.replace(/-----[A-Z ]+-----|\s/g, '')
+      assert.ok(spXml.replace(/\s/g, '').includes(spCertBody), 'the SP certificate is published')
+      const login = await fetch(`${base}/_ssokit/login?returnTo=/`, { redirect: 'manual' })
+      assert.equal(login.status, 302)
+      const location = new URL(login.headers.get('location') ?? '')
+      assert.equal(`${location.origin}${location.pathname}`, SSO_URL)
+      // --saml-key-file signs the AuthnRequest (HTTP-Redirect binding: a Signature parameter).
+      assert.ok(location.searchParams.has('SAMLRequest'))
+      assert.ok(location.searchParams.has('Signature'))
+    } finally {
+      child.kill('SIGTERM')
+      if (child.exitCode === null) await once(child, 'close')
+    }
   })
 
   it('shares sessions between two proxies through --redis-url; a sign-out on one ends it on both', async () => {

@@ -52,9 +52,20 @@ Options (each also from the environment or the --config file; flags win):
   --tls-key <file>             ... and this PEM private key (TLS 1.2 and up)   SSOKIT_TLS_KEY
   --http-redirect-port <port>  Also answer plain HTTP here with a 308 to the public URL
                                                                          SSOKIT_HTTP_REDIRECT_PORT
+
   --config <file>              YAML file of the same settings, plus rules and header names
   --pid-file <file>            Write the process id here while running
   -h, --help                   Show this help
+
+SAML 2.0 sign-in instead of OpenID Connect (with @ssokit/saml installed; no issuer, client id
+or secret then):
+  --saml-idp-metadata <file|url>
+                               The IdP's metadata: a file or an https URL (read hourly)
+                                                                          SSOKIT_SAML_IDP_METADATA
+  --saml-entity-id <uri>       The proxy's SP entity id                      SSOKIT_SAML_ENTITY_ID
+  --saml-cert-file <file>      PEM certificate of the SP (signing, decryption)
+                                                                             SSOKIT_SAML_CERT_FILE
+  --saml-key-file <file>       ... and its PEM private key (the two together) SSOKIT_SAML_KEY_FILE
 
 Every bad value stops start-up with one line naming it, and exit status 2.
 Stop with Ctrl-C or SIGTERM: requests in flight finish first (a second signal stops at once).
@@ -87,6 +98,10 @@ const OPTIONS = {
   'tls-cert': pathOption(),
   'tls-key': pathOption(),
   'http-redirect-port': textOption(),
+  'saml-idp-metadata': textOption(),
+  'saml-entity-id': textOption(),
+  'saml-cert-file': pathOption(),
+  'saml-key-file': pathOption(),
   config: pathOption(),
   'pid-file': pathOption(),
 }
@@ -142,7 +157,12 @@ export const command: Command = {
       if (proxy.redirectPort !== undefined) {
         out(`  HTTP         port ${proxy.redirectPort} redirects to the public URL (308)`)
       }
-      out(`  Provider     ${config.issuer} (client ${config.clientId})`)
+      const saml = config.saml
+      out(
+        saml === undefined
+          ? `  Provider     ${config.issuer} (client ${config.clientId})`
+          : `  SAML IdP     ${'url' in saml.idp ? saml.idp.url : saml.idp.file} (SP ${saml.entityId})`,
+      )
       out(
         `  Sessions     ${config.redisUrl === undefined ? 'in memory (lost when the proxy stops)' : `Redis at ${redactUrl(config.redisUrl)}`}`,
       )
