@@ -12,6 +12,7 @@ import {
   asStoreError,
   bodyTooLarge,
   expireCookie,
+  loginCompletedCookie,
   pageResponse,
   parseCookies,
   randomId,
@@ -245,6 +246,7 @@ export async function acs(context: SamlContext, request: Request): Promise<Respo
       'set-cookie',
       expireCookie(transaction.cookie, { path: '/', secure: config.secure }),
     )
+  headers.append('set-cookie', loginCompletedCookie(context, cookies))
   const lifetime = Math.max(1, Math.floor((record.expiresAt - config.now()) / 1000))
   headers.append(
     'set-cookie',

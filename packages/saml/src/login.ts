@@ -6,6 +6,7 @@
  */
 import {
   expireCookie,
+  guardLoginStart,
   pageResponse,
   parseCookies,
   randomId,
@@ -48,6 +49,9 @@ export async function login(context: SamlContext, request: Request, url: URL): P
   const returnTo = returnValues.length === 1 ? safeReturnTo(returnValues[0]) : '/'
   const cookies = parseCookies([request.headers.get('cookie') ?? ''])
   const headers = routeHeaders()
+  // The same guard as OpenID Connect: a browser the application keeps sending back is stopped.
+  const stopped = guardLoginStart(context, cookies, headers)
+  if (stopped !== undefined) return stopped
   let idp: IdpMetadata
   try {
     idp = await context.idp.get()

@@ -60,6 +60,11 @@ export interface SamlAuthOptions {
   readonly idleTimeout?: number
   /** Bytes of a posted SAML message read at most; a bigger one is answered 413. Default 262 144. */
   readonly maxBodySize?: number
+  /**
+   * Sign-ins one browser may be sent to, within two minutes, by the application refusing the
+   * session the previous one created, before a loop is declared (`429 login_loop`). Default 5.
+   */
+  readonly maxLoginAttempts?: number
   /** Clock skew accepted on NotBefore/NotOnOrAfter, in seconds. Default 60. */
   readonly clockSkew?: number
   /** Where the browser lands after logout. Default `/`. */

@@ -18,6 +18,7 @@ import {
   pageResponse,
   rejectSession,
   SessionRejections,
+  withRefusalMark,
 } from '@ssokit/core/session-kit'
 import { acs } from './acs.js'
 import type { SamlContext } from './context.js'
@@ -159,7 +160,8 @@ class SamlAuthImpl implements SamlAuth {
   }
 
   reject(error: unknown, request: RequestLike): ResponseParts {
-    return rejectSession(this.#config, this.#context.rejections, error, request)
+    const parts = rejectSession(this.#config, this.#context.rejections, error, request)
+    return withRefusalMark(this.#context, error, request, parts)
   }
 }
 

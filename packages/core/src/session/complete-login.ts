@@ -9,9 +9,9 @@ import { ERROR_STATUS, isSsoError } from '../errors.js'
 import { loggable, loggableUrl } from '../verify/events.js'
 import type { CookieJar } from './cookies.js'
 import { providerText, tokenEndpointError, type TokenEndpointError } from './diagnostics.js'
-import { nowS, SESSION_PURPOSE, setCookie, tokenParams, type SessionContext } from './context.js'
+import { SESSION_PURPOSE, setCookie, tokenParams, type SessionContext } from './context.js'
 import { LoginFailure } from './login-failure.js'
-import { loginAttempts, loopCookie } from './login-loop.js'
+import { loginCompletedCookie } from './login-loop.js'
 import { isTransient, PROVIDER_RETRY_AFTER_S, unavailable } from './provider.js'
 import { encodeRecord, RECORD_VERSION, type SessionRecord } from './record.js'
 import { randomId } from './seal.js'
@@ -207,8 +207,7 @@ export async function completeLogin(
     iss: record.iss,
   })
   const signed = context.keyring.sign(sessionId, SESSION_PURPOSE)
-  const attempts = loginAttempts(context, cookies)
-  headers.append('set-cookie', loopCookie(context, attempts.count, nowS(config)))
+  headers.append('set-cookie', loginCompletedCookie(context, cookies))
   headers.append(
     'set-cookie',
     setCookie(config, config.sessionCookie, signed, config.sessionLifetimeS, '/'),

@@ -23,6 +23,11 @@ export interface SessionFrameOptions {
   readonly sessionLifetime?: number
   readonly idleTimeout?: number
   readonly maxBodySize?: number
+  /**
+   * Sign-ins one browser may be sent to, within two minutes, by the application refusing the
+   * session the previous one created, before a loop is declared. Default 5.
+   */
+  readonly maxLoginAttempts?: number
   readonly cookies?: { readonly insecureHttpForLocalhost?: boolean }
   readonly pages?: SessionPageOptions
 }
@@ -36,6 +41,7 @@ export interface SessionFrame {
   readonly sessionLifetimeS: number
   readonly idleTimeoutS: number | undefined
   readonly maxBodySize: number
+  readonly maxLoginAttempts: number
   readonly secure: boolean
   readonly sessionCookie: string
   readonly transactionCookiePrefix: string
@@ -170,6 +176,11 @@ export function resolveSessionFrame(options: SessionFrameOptions, caller: string
     fail(`${caller}: maxBodySize must be a positive whole number of bytes`)
   }
 
+  const maxLoginAttempts = options.maxLoginAttempts ?? 5
+  if (!Number.isSafeInteger(maxLoginAttempts) || maxLoginAttempts < 1) {
+    fail(`${caller}: maxLoginAttempts must be a positive integer`)
+  }
+
   return Object.freeze({
     publicUrl: publicUrl.origin,
     secrets: Object.freeze(secrets as string[]),
@@ -178,6 +189,7 @@ export function resolveSessionFrame(options: SessionFrameOptions, caller: string
     sessionLifetimeS,
     idleTimeoutS,
     maxBodySize,
+    maxLoginAttempts,
     secure,
     sessionCookie: secure ? '__Host-ssokit-session' : 'ssokit-session',
     transactionCookiePrefix: secure ? '__Host-ssokit-tx-' : 'ssokit-tx-',

@@ -27,6 +27,12 @@ export {
   type RejectionConfig,
 } from './challenge.js'
 export { requestSite } from './request-site.js'
+export {
+  guardLoginStart,
+  loginCompletedCookie,
+  withRefusalMark,
+  type LoopGuardContext,
+} from './login-loop.js'
 export { storeUnavailablePage } from './unavailable-pages.js'
 export { asStoreError } from './store-errors.js'
 export { RoleSet } from '../verify/claims.js'

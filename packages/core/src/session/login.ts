@@ -10,7 +10,6 @@ import { isSsoError } from '../errors.js'
 import type { Identity } from '../identity.js'
 import {
   clearCookie,
-  nowS,
   requestCookies,
   routeHeaders,
   sessionIdFrom,
@@ -18,7 +17,7 @@ import {
   type SessionContext,
 } from './context.js'
 import type { IdentityCache } from './identity-cache.js'
-import { loginAttempts, loopCookie, LOOP_WINDOW_S } from './login-loop.js'
+import { guardLoginStart } from './login-loop.js'
 import { pageResponse } from './pages.js'
 import { requestSite } from './request-site.js'
 import { safeReturnTo } from './return-to.js'
@@ -130,23 +129,8 @@ export async function login(
     if (identity !== undefined) return signedInPage(context, url, identity, existing, returnTo)
   }
 
-  const attempts = loginAttempts(context, cookies)
-  if (attempts.lastSuccess !== undefined && attempts.count >= config.maxLoginAttempts) {
-    const wait = Math.max(1, attempts.lastSuccess + LOOP_WINDOW_S - nowS(config))
-    headers.set('retry-after', String(wait))
-    return pageResponse(
-      429,
-      {
-        title: 'Sign-in keeps failing',
-        paragraphs: [
-          `This browser completed sign-in and the application sent it straight back to sign in ${attempts.count} times in a row, so the session is not being kept. Sign-in stopped here to avoid an endless loop.`,
-          'Usual causes: the browser refuses the session cookie (cookies blocked, or the site is reached over http while it is configured for https), the clock of this server is wrong, or the sessions are lost between servers (several instances sharing a memory store).',
-          `You can try again in ${wait} seconds.`,
-        ],
-      },
-      headers,
-    )
-  }
+  const stopped = guardLoginStart(context, cookies, headers)
+  if (stopped !== undefined) return stopped
 
   // Signing in ends any session this browser still holds (no half-logged-in state).
   if (cookies.has(config.sessionCookie))
@@ -188,10 +172,6 @@ export async function login(
       TRANSACTION_PATH,
     ),
   )
-  // Counted only when the application refused the session that sign-in created: that is a loop.
-  if (attempts.lastSuccess !== undefined && attempts.refused) {
-    headers.append('set-cookie', loopCookie(context, attempts.count + 1, attempts.lastSuccess))
-  }
 
   const target = new URL(metadata.authorization_endpoint)
   for (const name of config.loginParams) {

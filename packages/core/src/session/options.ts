@@ -147,7 +147,6 @@ export interface ResolvedSessionConfig<Roles, Bearer> extends SessionFrame {
   readonly tokenParams: readonly (readonly [name: 'resource' | 'audience', value: string])[]
   readonly offline: boolean
   readonly postLogoutRedirectUri: string
-  readonly maxLoginAttempts: number
   readonly loginParams: ReadonlySet<string>
   readonly realm: string
   readonly roles: Roles | undefined
@@ -281,11 +280,6 @@ export function resolveOptions<Roles, Bearer>(
     fail('createSessionAuth: postLogoutRedirectPath must be a path on this application, such as /')
   }
 
-  const maxLoginAttempts = options.maxLoginAttempts ?? 5
-  if (!Number.isSafeInteger(maxLoginAttempts) || maxLoginAttempts < 1) {
-    fail('createSessionAuth: maxLoginAttempts must be a positive integer')
-  }
-
   const loginParams = new Set<string>()
   for (const name of options.loginParams ?? []) {
     if (typeof name !== 'string' || name === '')
@@ -331,7 +325,6 @@ export function resolveOptions<Roles, Bearer>(
     tokenParams,
     offline,
     postLogoutRedirectUri: `${origin}${postLogoutPath}`,
-    maxLoginAttempts,
     loginParams,
     realm,
     roles: options.roles,
