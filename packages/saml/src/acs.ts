@@ -7,9 +7,7 @@
  * (the replay cache lives in the session store, so it holds across every instance), and the
  * session is created under a new id.
  */
-import { createHash } from 'node:crypto'
 import {
-  asStoreError,
   bodyTooLarge,
   expireCookie,
   loginCompletedCookie,
@@ -27,25 +25,14 @@ import { isSsoError } from '@ssokit/core'
 import { readAssertion, type VerifiedAssertion } from './assertion.js'
 import { attributesById, valuesOf } from './attributes.js'
 import type { SamlContext } from './context.js'
-import { loggableMessage, reasonOf, type SamlRefusalReason } from './events.js'
+import { loggableMessage, reasonOf, SamlRefusal, type SamlRefusalReason } from './events.js'
 import type { IdpMetadata } from './idp-metadata.js'
 import { idpUnavailablePage } from './login.js'
 import { SAML_RECORD_VERSION, writeSamlRecord, type SamlSessionRecord } from './record.js'
+import { MAX_REPLAY_WINDOW_S, takeOnce } from './replay.js'
 import { BrowserRequests, validateResponse } from './sp.js'
 import { openTransactions, type SamlTransaction } from './transaction.js'
 import { attribute, decodePosted, rootOf, SAML_PROTOCOL, XmlRefusal } from './xml.js'
-
-/** Longest the replay cache keeps an assertion id whose validity window is unknown or long. */
-const MAX_REPLAY_WINDOW_S = 24 * 3600
-
-class Refusal extends Error {
-  override readonly name = 'Refusal'
-  readonly reason: SamlRefusalReason
-  constructor(reason: SamlRefusalReason, message: string) {
-    super(message)
-    this.reason = reason
-  }
-}
 
 function refused(context: SamlContext, reason: SamlRefusalReason, message: string): Response {
   context.config.onEvent({
@@ -78,10 +65,10 @@ function relayReturnTo(context: SamlContext, relayState: string | undefined): st
 function checkEnvelope(context: SamlContext, xml: string): void {
   const root = rootOf(xml)
   if (root.namespaceURI !== SAML_PROTOCOL || root.localName !== 'Response')
-    throw new Refusal('malformed', 'the message is not a SAML Response')
+    throw new SamlRefusal('malformed', 'the message is not a SAML Response')
   const destination = attribute(root, 'Destination')
   if (destination !== undefined && destination !== context.config.acsUrl)
-    throw new Refusal('destination', 'the Response is addressed to another endpoint')
+    throw new SamlRefusal('destination', 'the Response is addressed to another endpoint')
 }
 
 function checkAssertion(
@@ -90,31 +77,19 @@ function checkAssertion(
   assertion: VerifiedAssertion,
 ): void {
   if (assertion.issuer !== idp.entityId)
-    throw new Refusal('issuer', 'the assertion was issued by another entity')
+    throw new SamlRefusal('issuer', 'the assertion was issued by another entity')
   if (!assertion.recipients.includes(context.config.acsUrl))
-    throw new Refusal('recipient', 'no bearer confirmation names this ACS as its Recipient')
+    throw new SamlRefusal('recipient', 'no bearer confirmation names this ACS as its Recipient')
   if (assertion.nameId === '' && context.config.subjectAttribute === undefined)
-    throw new Refusal('no_subject', 'the assertion has an empty NameID')
+    throw new SamlRefusal('no_subject', 'the assertion has an empty NameID')
 }
 
 /** Takes the assertion's id in the replay cache; a second use anywhere is refused. */
 async function consume(context: SamlContext, assertion: VerifiedAssertion): Promise<void> {
   const { config } = context
   const until = assertion.notOnOrAfter ?? config.now() + MAX_REPLAY_WINDOW_S * 1000
-  const ttl = Math.min(
-    MAX_REPLAY_WINDOW_S,
-    Math.max(60, Math.ceil((until + config.clockSkewMs - config.now()) / 1000)),
-  )
-  const key = createHash('sha256')
-    .update(`${assertion.issuer}\n${assertion.id}`)
-    .digest('base64url')
-  let taken
-  try {
-    taken = await config.store.lock(`saml-assertion:${key}`, ttl)
-  } catch (error) {
-    throw asStoreError(error)
-  }
-  if (taken === undefined) throw new Refusal('replay', 'the assertion has been used before')
+  if (!(await takeOnce(config, 'saml-assertion', assertion.issuer, assertion.id, until)))
+    throw new SamlRefusal('replay', 'the assertion has been used before')
 }
 
 function recordOf(context: SamlContext, assertion: VerifiedAssertion): SamlSessionRecord {
@@ -125,7 +100,10 @@ function recordOf(context: SamlContext, assertion: VerifiedAssertion): SamlSessi
       ? assertion.nameId
       : valuesOf(attributes, [config.subjectAttribute])?.[0]
   if (subject === undefined || subject === '')
-    throw new Refusal('no_subject', 'the assertion lacks the attribute configured as the subject')
+    throw new SamlRefusal(
+      'no_subject',
+      'the assertion lacks the attribute configured as the subject',
+    )
   const now = config.now()
   const lifetimeEnd = now + config.sessionLifetimeS * 1000
   return {
@@ -193,17 +171,18 @@ export async function acs(context: SamlContext, request: Request): Promise<Respo
     try {
       profile = await validateResponse(config, idp, samlResponse, requests)
     } catch (error) {
-      throw new Refusal(reasonOf(error), loggableMessage(error))
+      throw new SamlRefusal(reasonOf(error), loggableMessage(error))
     }
     const verified = profile?.getAssertionXml?.()
-    if (verified === undefined) throw new Refusal('invalid', 'the Response carries no assertion')
+    if (verified === undefined)
+      throw new SamlRefusal('invalid', 'the Response carries no assertion')
     assertion = readAssertion(verified)
     checkAssertion(context, idp, assertion)
     if (requests.matched === undefined && !config.allowUnsolicited)
-      throw new Refusal('unsolicited', 'the Response answers no request of this browser')
+      throw new SamlRefusal('unsolicited', 'the Response answers no request of this browser')
     await consume(context, assertion)
   } catch (error) {
-    if (error instanceof Refusal) return refused(context, error.reason, error.message)
+    if (error instanceof SamlRefusal) return refused(context, error.reason, error.message)
     if (error instanceof XmlRefusal) {
       const reason = /document type/.test(error.message) ? 'doctype' : 'malformed'
       return refused(context, reason, error.message)
@@ -217,7 +196,7 @@ export async function acs(context: SamlContext, request: Request): Promise<Respo
   try {
     record = recordOf(context, assertion)
   } catch (error) {
-    if (error instanceof Refusal) return refused(context, error.reason, error.message)
+    if (error instanceof SamlRefusal) return refused(context, error.reason, error.message)
     throw error
   }
   const transaction: SamlTransaction | undefined = open.find(

@@ -25,6 +25,16 @@ export interface SamlEvent {
 
 export type SamlEventHandler = (event: SamlEvent) => void
 
+/** A message refused by a check of this package, with the reason its event reports. */
+export class SamlRefusal extends Error {
+  override readonly name = 'SamlRefusal'
+  readonly reason: SamlRefusalReason
+  constructor(reason: SamlRefusalReason, message: string) {
+    super(message)
+    this.reason = reason
+  }
+}
+
 export function defaultEventHandler(event: SamlEvent): void {
   process.stderr.write(`ssokit saml: ${event.message}\n`)
 }

@@ -17,10 +17,11 @@ import {
   storeUnavailablePage,
 } from '@ssokit/core/session-kit'
 import type { SamlContext } from './context.js'
-import { loggableMessage, reasonOf, type SamlRefusalReason } from './events.js'
+import { loggableMessage, reasonOf, SamlRefusal, type SamlRefusalReason } from './events.js'
 import type { IdpMetadata } from './idp-metadata.js'
 import { idpUnavailablePage } from './login.js'
 import { decodeSamlRecord, sessionIndexKey } from './record.js'
+import { takeOnce } from './replay.js'
 import {
   logoutRequestUrl,
   logoutResponseUrl,
@@ -28,10 +29,46 @@ import {
   validateRedirect,
   type LogoutSubject,
 } from './sp.js'
-import { decodePosted, decodeRedirected, XmlRefusal } from './xml.js'
+import { attribute, decodePosted, decodeRedirected, rootOf, XmlRefusal } from './xml.js'
 
 /** Redirect-binding messages inflate to at most this many bytes. */
 const MAX_REDIRECT_XML = 64 * 1024
+/** How long after its IssueInstant a LogoutRequest is accepted, NotOnOrAfter or not. */
+const MAX_LOGOUT_REQUEST_AGE_MS = 10 * 60_000
+
+/**
+ * What the library leaves out for a LogoutRequest whose signature it verified: that it is
+ * addressed to this SLO endpoint, recent (its IssueInstant, so that a request without
+ * NotOnOrAfter is not good forever) and used once: its ID goes into the replay cache in the
+ * session store, so a captured request replayed here or at another instance ends nothing.
+ */
+async function checkLogoutRequest(
+  context: SamlContext,
+  xml: string,
+  profile: Profile,
+): Promise<void> {
+  const { config } = context
+  const root = rootOf(xml)
+  const destination = attribute(root, 'Destination')
+  if (destination !== undefined && destination !== config.sloUrl)
+    throw new SamlRefusal('destination', 'the LogoutRequest is addressed to another endpoint')
+  const issued = Date.parse(attribute(root, 'IssueInstant') ?? '')
+  if (Number.isNaN(issued))
+    throw new SamlRefusal('malformed', 'the LogoutRequest has no valid IssueInstant')
+  const now = config.now()
+  if (issued > now + config.clockSkewMs)
+    throw new SamlRefusal('expired', 'the LogoutRequest was issued in the future')
+  if (issued < now - MAX_LOGOUT_REQUEST_AGE_MS - config.clockSkewMs)
+    throw new SamlRefusal('expired', 'the LogoutRequest is too old')
+  const notOnOrAfter = Date.parse(attribute(root, 'NotOnOrAfter') ?? '')
+  const until = Math.min(
+    issued + MAX_LOGOUT_REQUEST_AGE_MS,
+    Number.isNaN(notOnOrAfter) ? Infinity : notOnOrAfter,
+  )
+  const id = typeof profile.ID === 'string' ? profile.ID : ''
+  if (!(await takeOnce(config, 'saml-logout', profile.issuer, id, until)))
+    throw new SamlRefusal('replay', 'the LogoutRequest has been used before')
+}
 
 function signOutForm(context: SamlContext): {
   method: 'post'
@@ -164,15 +201,19 @@ async function answerLogoutRequest(
   context: SamlContext,
   idp: IdpMetadata,
   request: Request,
-  profile: Profile | null,
+  message: { readonly xml: string; readonly profile: Profile | null },
   relayState: string,
 ): Promise<Response> {
   const { config } = context
+  const { profile } = message
   if (profile === null) return refusedLogout(context, 'invalid', 'the LogoutRequest names no one')
   const headers = routeHeaders()
   try {
+    await checkLogoutRequest(context, message.xml, profile)
     await endSessionsOf(context, request, profile, headers)
   } catch (error) {
+    if (error instanceof SamlRefusal) return refusedLogout(context, error.reason, error.message)
+    if (error instanceof XmlRefusal) return refusedLogout(context, 'malformed', error.message)
     return storeUnavailablePage(error, headers)
   }
   if (idp.sloUrl === undefined) {
@@ -195,8 +236,9 @@ export async function slo(context: SamlContext, request: Request, url: URL): Pro
     const params = redirectParams(url)
     if (params === undefined)
       return refusedLogout(context, 'malformed', 'not a Redirect-binding message')
+    let xml: string
     try {
-      decodeRedirected(params.SAMLRequest ?? params.SAMLResponse ?? '', MAX_REDIRECT_XML)
+      xml = decodeRedirected(params.SAMLRequest ?? params.SAMLResponse ?? '', MAX_REDIRECT_XML)
     } catch (error) {
       const reason =
         error instanceof XmlRefusal && /document type/.test(error.message) ? 'doctype' : 'malformed'
@@ -224,7 +266,13 @@ export async function slo(context: SamlContext, request: Request, url: URL): Pro
       return refusedLogout(context, reasonOf(error), loggableMessage(error))
     }
     if (params.SAMLResponse !== undefined) return redirectTo(config.postLogoutRedirectUri)
-    return answerLogoutRequest(context, idp, request, result.profile, params.RelayState ?? '')
+    return answerLogoutRequest(
+      context,
+      idp,
+      request,
+      { xml, profile: result.profile },
+      params.RelayState ?? '',
+    )
   }
   if (request.method !== 'POST')
     return new Response(null, { status: 405, headers: { allow: 'GET, POST' } })
@@ -241,9 +289,10 @@ export async function slo(context: SamlContext, request: Request, url: URL): Pro
   if (requests.length !== 1 || relays.length > 1)
     return refusedLogout(context, 'malformed', 'the form must carry exactly one SAMLRequest')
   const samlRequest = (requests[0] as string).replace(/\s+/g, '')
+  let xml: string
   let result
   try {
-    decodePosted(samlRequest, config.maxBodySize)
+    xml = decodePosted(samlRequest, config.maxBodySize)
     result = await validatePostedLogoutRequest(config, idp, samlRequest)
   } catch (error) {
     if (error instanceof XmlRefusal)
@@ -254,7 +303,13 @@ export async function slo(context: SamlContext, request: Request, url: URL): Pro
       )
     return refusedLogout(context, reasonOf(error), loggableMessage(error))
   }
-  return answerLogoutRequest(context, idp, request, result.profile, relays[0] ?? '')
+  return answerLogoutRequest(
+    context,
+    idp,
+    request,
+    { xml, profile: result.profile },
+    relays[0] ?? '',
+  )
 }
 
 function redirectTo(location: string): Response {

@@ -9,6 +9,8 @@ import { before, describe, it } from 'node:test'
 import { fromRequest, MemorySessionStore, toResponse } from '@ssokit/core'
 import { createSamlAuth, type SamlAuth } from '../src/index.js'
 import {
+  ACS,
+  APP,
   assertionXml,
   base64,
   idpMetadata,
@@ -17,12 +19,10 @@ import {
   responseXml,
   sign,
   SSO_URL,
+  SECRET,
+  SP_ENTITY,
   type KeyPair,
 } from './support.js'
-
-const APP = 'https://app.example.org'
-const SP_ENTITY = `${APP}/sp`
-const ACS = `${APP}/auth/saml/acs`
 
 let idpKey: KeyPair
 let clock = Date.now()
@@ -30,7 +30,7 @@ let clock = Date.now()
 function makeAuth(maxLoginAttempts: number): SamlAuth {
   return createSamlAuth({
     publicUrl: APP,
-    secret: 'a-test-secret-of-at-least-32-characters!!',
+    secret: SECRET,
     entityId: SP_ENTITY,
     idp: { xml: idpMetadata(idpKey.cert) },
     store: new MemorySessionStore(),

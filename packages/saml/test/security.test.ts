@@ -4,7 +4,6 @@
  * against: login, session, XHR rejection, metadata, encrypted assertions and Single Logout.
  */
 import assert from 'node:assert/strict'
-import { createSign } from 'node:crypto'
 import { before, describe, it } from 'node:test'
 import { deflateRawSync } from 'node:zlib'
 import { fromRequest, MemorySessionStore } from '@ssokit/core'
@@ -16,6 +15,8 @@ import {
   type SamlEvent,
 } from '../src/index.js'
 import {
+  ACS,
+  APP,
   assertionXml,
   base64,
   cookiesSet,
@@ -26,16 +27,14 @@ import {
   requestIdOf,
   responseXml,
   sign,
+  signRedirect,
   SLO_URL,
   SSO_URL,
   type AssertionFields,
+  SECRET,
+  SP_ENTITY,
   type KeyPair,
 } from './support.js'
-
-const APP = 'https://app.example.org'
-const SP_ENTITY = `${APP}/sp`
-const ACS = `${APP}/auth/saml/acs`
-const SECRET = 'a-test-secret-of-at-least-32-characters!!'
 
 let idpKey: KeyPair
 let rogueKey: KeyPair
@@ -447,10 +446,3 @@ describe('SAML service provider', () => {
     await assert.rejects(whoIs(auth, cookie), { code: 'session_missing' })
   })
 })
-
-/** The Redirect binding's signature over `SAMLRequest=...&SigAlg=...`. */
-function signRedirect(message: string, pair: KeyPair): string {
-  const signed = `${message}&SigAlg=${encodeURIComponent('http://www.w3.org/2001/04/xmldsig-more#rsa-sha256')}`
-  const signature = createSign('RSA-SHA256').update(signed).sign(pair.key, 'base64')
-  return `${signed}&Signature=${encodeURIComponent(signature)}`
-}

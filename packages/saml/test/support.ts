@@ -4,7 +4,7 @@
  * or a rogue one), so every attack document starts from a genuinely signed Response.
  */
 import { execFileSync } from 'node:child_process'
-import { randomUUID } from 'node:crypto'
+import { createSign, randomUUID } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -52,6 +52,12 @@ export function makeKeyPair(cn: string): KeyPair {
 export function certBody(pem: string): string {
   return pem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, '')
 }
+
+/** The application the tests' SP runs for, with the default prefix `/auth`. */
+export const APP = 'https://app.example.org'
+export const SP_ENTITY = `${APP}/sp`
+export const ACS = `${APP}/auth/saml/acs`
+export const SECRET = 'a-test-secret-of-at-least-32-characters!!'
 
 export const IDP_ENTITY = 'https://idp.example.org/idp'
 export const SSO_URL = 'https://idp.example.org/sso'
@@ -106,7 +112,11 @@ export function responseXml(f: AssertionFields, assertion: string): string {
 }
 
 /** Signs the element `localName` (enveloped, exclusive c14n, RSA-SHA256), signature after its Issuer. */
-export function sign(xml: string, localName: 'Assertion' | 'Response', pair: KeyPair): string {
+export function sign(
+  xml: string,
+  localName: 'Assertion' | 'Response' | 'LogoutRequest',
+  pair: KeyPair,
+): string {
   const sig = new SignedXml({
     privateKey: pair.key,
     publicCert: pair.cert,
@@ -153,4 +163,11 @@ export function cookiesSet(response: Response): string[] {
     .getSetCookie()
     .filter((c) => !/Max-Age=0/.test(c))
     .map((c) => c.split(';')[0] ?? '')
+}
+
+/** The Redirect binding's signature over `SAMLRequest=...&SigAlg=...`. */
+export function signRedirect(message: string, pair: KeyPair): string {
+  const signed = `${message}&SigAlg=${encodeURIComponent('http://www.w3.org/2001/04/xmldsig-more#rsa-sha256')}`
+  const signature = createSign('RSA-SHA256').update(signed).sign(pair.key, 'base64')
+  return `${signed}&Signature=${encodeURIComponent(signature)}`
 }
