@@ -26,6 +26,9 @@ needed=(
   "/usr/bin/caddy:caddy"
   "/usr/lib/php/20220829/dom.so:php-xml"
   "/usr/lib/php/20220829/mbstring.so:php-mbstring"
+  "/usr/bin/zsh:zsh"
+  "/usr/bin/fish:fish"
+  "/usr/bin/hyperfine:hyperfine"
 )
 missing=()
 for pair in "${needed[@]}"; do

@@ -45,4 +45,8 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: 'Put single sign-on in front of any web application, handing it identity headers',
     load: () => import('./commands/proxy.js'),
   },
+  completion: {
+    summary: 'Print the shell completion script for bash, zsh or fish',
+    load: () => import('./commands/completion.js'),
+  },
 }

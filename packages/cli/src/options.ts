@@ -15,6 +15,8 @@ export interface ValueOption<T> {
   readonly short?: string
   /** Converts the raw text; throws `InvalidValue` with what the value must be. */
   readonly parse: (raw: string) => T
+  /** What shell completion offers for the value: file names, or a fixed set of words. */
+  readonly complete?: 'file' | readonly string[]
 }
 
 /** An option without a value (`--rotate-keys`). */
@@ -183,6 +185,7 @@ export function nameOption(): ValueOption<string> {
 export function choiceOption<const T extends string>(choices: readonly T[]): ValueOption<T> {
   return {
     kind: 'value',
+    complete: choices,
     parse(raw) {
       const found = choices.find((choice) => choice === raw)
       if (found === undefined) {
@@ -200,6 +203,7 @@ export function choiceOption<const T extends string>(choices: readonly T[]): Val
 export function pathOption(): ValueOption<string> {
   return {
     kind: 'value',
+    complete: 'file',
     parse(raw) {
       if (raw === '') throw new InvalidValue('a path')
       return raw

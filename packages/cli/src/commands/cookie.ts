@@ -62,6 +62,7 @@ async function existing(file: string, force: boolean) {
 
 export const command: Command = {
   help,
+  options: OPTIONS,
   async run(args, { out }) {
     const positional = args[0] !== undefined && !args[0].startsWith('-') ? args[0] : undefined
     const values = parseOptions('cookie', positional === undefined ? args : args.slice(1), OPTIONS)

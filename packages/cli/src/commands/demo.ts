@@ -30,7 +30,7 @@ const OPTIONS = {
   redis: urlOption(['redis:', 'rediss:'], 'redis://127.0.0.1:6379'),
   'pid-file': pathOption(),
   'kerberos-keytab': pathOption(),
-  'kerberos-realm': pathOption(),
+  'kerberos-realm': { kind: 'value' as const, parse: pathOption().parse },
 }
 
 /** The built-in realm's users, as the provider will see them, for the banner. */
@@ -46,6 +46,7 @@ function demoUsers(): string[] {
 
 export const command: Command = {
   help,
+  options: OPTIONS,
   async run(args, { out, stopped }) {
     const values = parseOptions('demo', args, OPTIONS)
     const idpPort = values['idp-port'] ?? 4000

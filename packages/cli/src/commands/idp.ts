@@ -85,6 +85,7 @@ function describeRealm(config: ResolvedIdpConfig): string[] {
 
 export const command: Command = {
   help,
+  options: OPTIONS,
   async run(args, { out, stopped }) {
     const values = parseOptions('idp', args, OPTIONS)
     const port = values.port ?? 4000

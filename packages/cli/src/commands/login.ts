@@ -81,6 +81,7 @@ function recording(ui: LoginUi): LoginUi & { readonly asked: () => boolean } {
 
 export const command: Command = {
   help,
+  options: OPTIONS,
   async run(args, { out, stopped }) {
     refuseSecretArguments('login', args)
     const values = parseOptions('login', args, OPTIONS)

@@ -39,6 +39,7 @@ const OPTIONS = {
 
 export const command: Command = {
   help,
+  options: OPTIONS,
   async run(args, { out }) {
     refuseSecretArguments('logout', args)
     const values = parseOptions('logout', args, OPTIONS)

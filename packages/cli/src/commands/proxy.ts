@@ -73,7 +73,7 @@ See docs/proxy.md.`
 
 /** Any non-empty text: the proxy's schema checks it, naming the flag. */
 function textOption(): ValueOption<string> {
-  return pathOption()
+  return { kind: 'value', parse: pathOption().parse }
 }
 
 const OPTIONS = {
@@ -120,6 +120,7 @@ async function openStore(url: string): Promise<SessionStore> {
 
 export const command: Command = {
   help,
+  options: OPTIONS,
   async run(args, { out, stopped }) {
     const { config: file, 'pid-file': pidFile, ...flags } = parseOptions('proxy', args, OPTIONS)
     // Misspelt or unused variables are reported as by every other command, before anything else.

@@ -67,10 +67,13 @@ function cookieJson(entry: CookieFileStatus): Record<string, unknown> {
   }
 }
 
+const OPTIONS = { json: flagOption() }
+
 export const command: Command = {
   help,
+  options: OPTIONS,
   async run(args, { out }) {
-    const values = parseOptions('status', args, { json: flagOption() })
+    const values = parseOptions('status', args, OPTIONS)
     const entries = await listCredentials()
     const cookieFiles = await cookieFileStatus()
     const allValid = entries.every((entry) => entry.valid) && cookieFiles.every((f) => f.valid)

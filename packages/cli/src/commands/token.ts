@@ -89,6 +89,7 @@ function claims(token: string): unknown {
 
 export const command: Command = {
   help,
+  options: OPTIONS,
   async run(args, { out, stopped }) {
     refuseSecretArguments('token', args)
     const values = parseOptions('token', args, OPTIONS)
