@@ -93,6 +93,12 @@ export interface IdpClientConfig {
    * `resource=urn:ssokit:client:<client id>`). Default none: only its own audience.
    */
   resource_audiences?: readonly string[]
+  /**
+   * Ask each user once, at their first sign-in to this client, to grant it access (Keycloak's
+   * "Consent required": the page `#kc-oauth` with the buttons `accept` and `cancel`). Default
+   * `false`: the client is first-party and gets access without a page.
+   */
+  consent_required?: boolean
 }
 
 /** The realm: users, clients and token lifetimes (seconds). */
@@ -286,6 +292,11 @@ class Reader {
     return value
   }
 
+  flag(value: unknown, path: string): boolean | undefined {
+    if (value !== undefined && typeof value !== 'boolean') this.fail(path, 'must be true or false')
+    return value
+  }
+
   array(value: unknown, path: string): unknown[] {
     if (!Array.isArray(value)) this.fail(path, 'must be a list')
     return value as unknown[]
@@ -353,6 +364,7 @@ const CLIENT_KEYS = [
   'backchannel_logout_uri',
   'roles',
   'resource_audiences',
+  'consent_required',
 ]
 
 /**
@@ -454,6 +466,9 @@ export function resolveIdpConfig(input: unknown, source = 'config'): ResolvedIdp
     if (jwks !== undefined) client.jwks = jwks
     const name = r.optionalString(c.name, `${path}.name`)
     if (name !== undefined) client.name = name
+    if (r.flag(c.consent_required, `${path}.consent_required`) === true) {
+      client.consent_required = true
+    }
     const backchannel = r.optionalString(c.backchannel_logout_uri, `${path}.backchannel_logout_uri`)
     if (backchannel !== undefined) {
       if (!URL.canParse(backchannel) || !/^https?:$/.test(new URL(backchannel).protocol)) {

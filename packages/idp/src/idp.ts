@@ -7,7 +7,7 @@ import {
 } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { PassThrough } from 'node:stream'
-import type { Provider } from 'oidc-provider'
+import type { InteractionDetails, Provider } from 'oidc-provider'
 import {
   DEFAULT_IDP_CONFIG,
   loadIdpConfigFile,
@@ -20,7 +20,7 @@ import {
 import { generateSigningKey, loadOrCreateKeys, saveKeys, type SigningJwk } from './keys.js'
 import { createKerberosAcceptor, type KerberosAcceptor } from './kerberos.js'
 import { OtpVerifier } from './otp.js'
-import { errorPage, loginPage, otpPage, PAGE_HEADERS } from './pages.js'
+import { consentPage, errorPage, loginPage, otpPage, PAGE_HEADERS } from './pages.js'
 import { createProvider, grantConsent, HINT_MATCHES_HEADER, Realm } from './provider.js'
 
 export type { TokenStyle } from './config.js'
@@ -521,13 +521,11 @@ export async function startIdp(options: IdpOptions = {}): Promise<RunningIdp> {
       return
     }
     if (details.prompt.name === 'consent' && !kerberos) {
-      const grantId = await grantConsent(provider, details)
-      await provider.interactionFinished(
-        req,
-        res,
-        { consent: details.grantId === undefined ? { grantId } : {} },
-        { mergeWithLastSubmission: true },
-      )
+      if (realm.client(clientId)?.consent_required === true) {
+        await consentStep(req, res, details, action, clientName, provider, realm)
+        return
+      }
+      await finishConsent(req, res, details, provider)
       return
     }
     send(
@@ -535,6 +533,68 @@ export async function startIdp(options: IdpOptions = {}): Promise<RunningIdp> {
       400,
       errorPage(name, 'invalid_request', 'This sign-in step is not supported.'),
       PAGE_HEADERS,
+    )
+  }
+
+  /** Scopes each user granted each client on a consent page: `user\nclient` -> scopes. */
+  const consents = new Map<string, Set<string>>()
+
+  /**
+   * Keycloak's "Consent required": the page, then the user's answer to it. Like Keycloak, the
+   * answer is kept for the user, so a later sign-in (another browser too) is not asked again.
+   */
+  async function consentStep(
+    req: IncomingMessage,
+    res: ServerResponse,
+    details: InteractionDetails,
+    action: string,
+    clientName: string,
+    provider: Provider,
+    realm: Realm,
+  ): Promise<void> {
+    const missing = details.prompt.details.missingOIDCScope
+    const scopes = Array.isArray(missing) ? missing.map(String) : []
+    const key = `${details.session?.accountId ?? ''}\n${String(details.params.client_id)}`
+    const granted = consents.get(key)
+    const asked = granted === undefined || !scopes.every((scope) => granted.has(scope))
+    if (asked && req.method !== 'POST') {
+      send(
+        res,
+        200,
+        consentPage({ realm: realm.config.realm, action, client: clientName, scopes }),
+        PAGE_HEADERS,
+      )
+      return
+    }
+    const form = asked
+      ? new URLSearchParams((await readBody(req)).toString('utf8'))
+      : new URLSearchParams({ accept: 'yes' })
+    if (!form.has('accept')) {
+      await provider.interactionFinished(
+        req,
+        res,
+        { error: 'access_denied', error_description: 'the user did not grant access' },
+        { mergeWithLastSubmission: false },
+      )
+      return
+    }
+    consents.set(key, new Set([...(granted ?? []), ...scopes]))
+    await finishConsent(req, res, details, provider)
+  }
+
+  /** Grants what the client asked for and goes on with the sign-in. */
+  async function finishConsent(
+    req: IncomingMessage,
+    res: ServerResponse,
+    details: InteractionDetails,
+    provider: Provider,
+  ): Promise<void> {
+    const grantId = await grantConsent(provider, details)
+    await provider.interactionFinished(
+      req,
+      res,
+      { consent: details.grantId === undefined ? { grantId } : {} },
+      { mergeWithLastSubmission: true },
     )
   }
 

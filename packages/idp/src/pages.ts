@@ -152,6 +152,32 @@ ${errorAlert(o.error)}<form id="kc-otp-login-form" method="post" action="${escap
   })
 }
 
+export interface ConsentPageOptions {
+  readonly realm: string
+  readonly action: string
+  readonly client: string
+  /** What the client asks for: the scopes not granted yet. */
+  readonly scopes: readonly string[]
+}
+
+/** Keycloak's consent page (`login-oauth-grant`): `#kc-oauth`, buttons `accept` and `cancel`. */
+export function consentPage(o: ConsentPageOptions): string {
+  const items = o.scopes.map((scope) => `<li>${escapeHtml(scope)}</li>`).join('')
+  return page({
+    realm: o.realm,
+    title: 'Grant access',
+    body: `<h1 id="kc-page-title">Grant access to ${escapeHtml(o.client)}</h1>
+<div id="kc-oauth">
+<p class="lead">Do you grant these access privileges?</p>
+<ul>${items}</ul>
+<form id="kc-oauth-form" method="post" action="${escapeHtml(o.action)}">
+<button type="submit" id="kc-login" name="accept" value="yes">Yes</button>
+<button type="submit" id="kc-cancel" name="cancel" value="no" class="secondary">No</button>
+</form>
+</div>`,
+  })
+}
+
 export function messagePage(realm: string, title: string, message: string): string {
   return page({
     realm,
@@ -165,7 +191,7 @@ export function errorPage(realm: string, error: string, description: string | un
     realm,
     title: 'Error',
     body: `<h1>We could not complete this request</h1>
-<p class="lead">${escapeHtml(description ?? 'The request is not valid.')}</p>
+<p class="lead" id="kc-error-message">${escapeHtml(description ?? 'The request is not valid.')}</p>
 <dl><dt>error</dt><dd id="error-code">${escapeHtml(error)}</dd></dl>`,
   })
 }

@@ -86,6 +86,14 @@ describe('configuration validation', () => {
         'clients[0].token_endpoint_auth_method',
       ],
       [{ token_endpoint_auth_methods: [] }, 'token_endpoint_auth_methods'],
+      [
+        {
+          clients: [
+            { client_id: 'c', redirect_uris: ['http://localhost:*/*'], consent_required: 'yes' },
+          ],
+        },
+        'clients[0].consent_required',
+      ],
     ]
     for (const [config, path] of cases) {
       assert.throws(
