@@ -10,7 +10,7 @@ import type { CookieJar } from 'tough-cookie'
 
 import { checkEndpoint } from '../http.js'
 import type { Logger } from '../log.js'
-import { autoSubmitForm, byId, formById, type Form, textOf, title } from './html.js'
+import { autoSubmitForm, byId, formById, type Form, tags, textOf, title } from './html.js'
 import type { OtpSession } from './otp.js'
 import { negotiate, type KerberosCredentials, type NegotiateResult } from './spnego.js'
 
@@ -87,6 +87,17 @@ function formStep(form: Form, page: URL, extra: Record<string, string>): Step {
   return form.method === 'post'
     ? { url: action, method: 'POST', body }
     : { url: new URL(`${action.origin}${action.pathname}?${body.toString()}`), method: 'GET' }
+}
+
+/** Keycloak's consent page (`login-oauth-grant`: `#kc-oauth`, posting to `login-actions/consent`). */
+function isConsentPage(body: string, url: URL): boolean {
+  if (url.pathname.includes('/login-actions/consent')) return true
+  if (byId(body, 'kc-oauth') !== undefined || byId(body, 'kc-form-consent') !== undefined) {
+    return true
+  }
+  return tags(body, 'form').some((form) =>
+    (form.attributes.get('action') ?? '').includes('/login-actions/consent'),
+  )
 }
 
 /**
@@ -210,10 +221,10 @@ export async function walk(
         `The provider refused the Kerberos sign-in${error === undefined ? '.' : `: ${error}`}`,
       )
     }
-    if (url.pathname.includes('/login-actions/consent') || byId(body, 'kc-form-consent')) {
+    if (isConsentPage(body, url)) {
       throw unexpected(
-        'The provider asks you to grant this client access (a consent page); accept it once in a browser',
-        error,
+        'The provider asks you to grant this client access (a consent page); accept it once in a browser, then run this again',
+        error ?? textOf(body, 'kc-page-title'),
       )
     }
     if (byId(body, 'kc-form-webauthn') !== undefined) {
@@ -233,7 +244,7 @@ export async function walk(
     }
     throw unexpected(
       `The provider showed a page this login cannot answer (status ${response.status})`,
-      error ?? title(body),
+      error ?? textOf(body, 'kc-page-title') ?? title(body),
     )
   }
   throw new SsoError('login_page_unexpected', `The sign-in took more than ${MAX_STEPS} steps.`)
