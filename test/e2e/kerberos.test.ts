@@ -16,13 +16,16 @@ import {
   writeCookieFile,
   type KerberosLoginOptions,
 } from '@ssokit/client'
-import { SsoError } from '@ssokit/core'
+import { MemorySessionStore, SsoError } from '@ssokit/core'
 import { CookieJar, startIdp, type IdpConfig, type RunningIdp } from '@ssokit/idp'
-import { execFile } from 'node:child_process'
+import { loadProxyConfig, startProxy, type RunningProxy } from '@ssokit/proxy'
+import { execFile, spawn } from 'node:child_process'
+import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startDemo, startDemoApp, type RunningDemoApp } from '../../packages/cli/src/demo/index.js'
 import { startKdc, type RunningKdc } from '../support/kdc.js'
-import { tempDir } from '../support/redis.js'
+import { freePort, tempDir } from '../support/redis.js'
+import { startUwsgi, type RunningUwsgi } from '../support/uwsgi.js'
 
 const OTP_SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
 const REDIRECT = 'http://localhost:8765/callback'
@@ -38,8 +41,10 @@ function realmConfig(): IdpConfig {
     users: [
       { username: 'alice', password: 'alice', roles: { '*': ['admin'] } },
       { username: 'bob', password: 'bob', otp_secret: OTP_SECRET },
-      // Codes are single-use per user: the idp's own tests use carol, the client's bob.
+      // Codes are single-use per user: the idp's own tests use carol, the client's bob, the
+      // terminal prompt's dave.
       { username: 'carol', password: 'carol', otp_secret: OTP_SECRET },
+      { username: 'dave', password: 'dave', otp_secret: OTP_SECRET },
       { username: 'robot', password: 'robot' },
     ],
     clients: [
@@ -47,13 +52,20 @@ function realmConfig(): IdpConfig {
         client_id: 'demo-app',
         secret: 'demo-app-secret',
         grant_types: ['authorization_code', 'refresh_token'],
-        redirect_uris: ['http://localhost:*/*'],
+        redirect_uris: ['http://localhost:*/*', 'http://127.0.0.1:*/*'],
         post_logout_redirect_uris: ['http://localhost:*/*'],
       },
       {
         client_id: 'cli',
         grant_types: ['authorization_code', 'refresh_token'],
         redirect_uris: ['http://localhost:*/*', 'http://127.0.0.1:*/*'],
+      },
+      {
+        client_id: 'asks-consent',
+        name: 'Consenting tool',
+        grant_types: ['authorization_code', 'refresh_token'],
+        redirect_uris: ['http://localhost:*/*'],
+        consent_required: true,
       },
     ],
     kerberos: { keytab: kdc.keytab, realm: kdc.realm },
@@ -74,11 +86,11 @@ async function spnego(ccache: string): Promise<string> {
   return client.step('')
 }
 
-function authorizeUrl(): string {
+function authorizeUrl(clientId = 'cli'): string {
   const verifier = randomBytes(32).toString('base64url')
   const url = new URL(`${idp.issuer}/protocol/openid-connect/auth`)
   url.search = new URLSearchParams({
-    client_id: 'cli',
+    client_id: clientId,
     response_type: 'code',
     scope: 'openid',
     redirect_uri: REDIRECT,
@@ -121,6 +133,7 @@ before(async () => {
       { name: 'alice', password: 'alice-pw' },
       { name: 'bob', password: 'bob-pw' },
       { name: 'robot', password: 'robot-pw' },
+      { name: 'dave', password: 'dave-pw' },
       // Its tickets live two seconds at most, for the expired-ticket test.
       { name: 'brief', password: 'brief-pw', maxLife: '2s' },
     ],
@@ -197,17 +210,28 @@ describe('idp: Kerberos sign-in', () => {
   })
 })
 
-describe('idp: one-time codes', () => {
-  async function passwordLogin(jar: CookieJar, username: string) {
-    const login = await walk(jar, authorizeUrl())
-    const action = attribute(login.html, 'kc-form-login', 'action') ?? ''
-    return walk(jar, new URL(action, login.url).href, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ username, password: username }),
-    })
-  }
+/** Submits the form `formId` of `page` with `fields`, following the idp's redirects. */
+function submit(
+  jar: CookieJar,
+  page: { html: string; url: string },
+  formId: string,
+  fields: Record<string, string>,
+) {
+  const action = attribute(page.html, formId, 'action')
+  assert.ok(action, `the page shows #${formId}`)
+  return walk(jar, new URL(action, page.url).href, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(fields),
+  })
+}
 
+async function passwordLogin(jar: CookieJar, username: string, clientId = 'cli') {
+  const login = await walk(jar, authorizeUrl(clientId))
+  return submit(jar, login, 'kc-form-login', { username, password: username })
+}
+
+describe('idp: one-time codes', () => {
   async function submitOtp(jar: CookieJar, page: { html: string; url: string }, otp: string) {
     const action = attribute(page.html, 'kc-otp-login-form', 'action')
     assert.ok(action, 'the one-time code form is shown')
@@ -242,6 +266,28 @@ describe('idp: one-time codes', () => {
   it('does not ask a user without a secret', async () => {
     const done = await passwordLogin(new CookieJar(), 'alice')
     assert.ok(new URL(done.url).searchParams.get('code'))
+  })
+})
+
+describe('idp: consent pages', () => {
+  it('asks a client\'s consent at the first sign-in, like Keycloak\'s "Consent required"; No ends it with access_denied', async () => {
+    const jar = new CookieJar()
+    const page = await passwordLogin(jar, 'robot', 'asks-consent')
+    assert.equal(page.response.status, 200)
+    assert.ok(attribute(page.html, 'kc-oauth', 'id'), 'the consent page is shown')
+    assert.match(page.html, /Grant access to Consenting tool/)
+    assert.match(page.html, /<li>openid<\/li>/)
+    const refused = await submit(jar, page, 'kc-oauth-form', { cancel: 'no' })
+    assert.equal(new URL(refused.url).searchParams.get('error'), 'access_denied')
+  })
+
+  it('gives a code after Yes, and asks no more at the next sign-in', async () => {
+    const jar = new CookieJar()
+    const page = await passwordLogin(jar, 'robot', 'asks-consent')
+    const granted = await submit(jar, page, 'kc-oauth-form', { accept: 'yes' })
+    assert.ok(new URL(granted.url).searchParams.get('code'), granted.url)
+    const again = await passwordLogin(new CookieJar(), 'robot', 'asks-consent')
+    assert.ok(new URL(again.url).searchParams.get('code'), again.url)
   })
 })
 
@@ -309,10 +355,41 @@ describe('client: kerberosLogin', () => {
     assert.equal((await source.identity()).username, 'robot')
   })
 
+  it('ends at a consent page with an error saying so, naming the page', async () => {
+    const source = login({ clientId: 'asks-consent' })
+    await assert.rejects(source.token(), (error: unknown) => {
+      assert.ok(error instanceof SsoError)
+      assert.equal(error.code, 'login_page_unexpected')
+      assert.match(error.message, /consent page/)
+      assert.match(error.message, /Grant access to Consenting tool/)
+      return true
+    })
+  })
+
+  it("ends at a page it cannot answer with the page's message (kc-error-message)", async () => {
+    // A loopback redirect URI the client has not registered: the provider shows an error page.
+    const source = login({ redirectUri: 'http://[::1]:8765/callback' })
+    await assert.rejects(source.token(), (error: unknown) => {
+      assert.ok(error instanceof SsoError)
+      assert.equal(error.code, 'login_page_unexpected')
+      assert.match(error.message, /status 400/)
+      assert.match(error.message, /redirect_uri did not match/)
+      return true
+    })
+  })
+
   it('says the ticket has expired, naming kinit', async () => {
     const brief = await kdc.kinit('brief', 'brief-pw')
-    // The KDC issued a ticket of at most two seconds; wait until it is over.
-    await new Promise((resolve) => setTimeout(resolve, 3000))
+    // The KDC issued a ticket of at most two seconds: wait until it gives no more service
+    // tickets for it (it counts whole seconds, so klist's "expired" can come a second earlier).
+    while (
+      await spnego(brief).then(
+        () => true,
+        () => false,
+      )
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
     await assert.rejects(login({ ccache: brief }).token(), (error: unknown) => {
       assert.ok(error instanceof SsoError)
       assert.equal(error.code, 'kerberos_ticket_expired')
@@ -380,6 +457,48 @@ describe('client: cookieSession and cookie files', () => {
     assert.equal(other.status, 200)
   })
 
+  it("notices that the site's session ended and signs in again with the provider's session, without Kerberos", async () => {
+    const store = new MemorySessionStore()
+    const app = await startDemoApp({ port: 0, issuer: idp.issuer, store })
+    try {
+      const session = await cookieSession(`${app.url}/admin`, {
+        issuer: idp.issuer,
+        login: kerberosAuth({ ccache: aliceCache }),
+      })
+      assert.equal(session.status, 200)
+      assert.equal(session.kerberosUsed, true)
+      const exchanges = idp.kerberosExchanges
+      const signIns = () => idp.requests.filter((r) => r.path.endsWith('/auth')).length
+      const before = signIns()
+      const page = await session.fetch(`${app.url}/admin`)
+      assert.equal(page.status, 200)
+      assert.equal(signIns(), before, 'a live site session needs no sign-in')
+
+      // The site ends every session of alice's (as an administrator would).
+      assert.equal(await store.deleteBySubject('alice'), 1)
+      const cookie = await session.jar.getCookieString(`${app.url}/api/whoami`)
+      const ended = await fetch(`${app.url}/api/whoami`, {
+        headers: { cookie, accept: 'application/json' },
+      })
+      await ended.body?.cancel()
+      assert.equal(ended.status, 401, "the site's cookie names no session any more")
+
+      const again = await session.fetch(`${app.url}/admin`)
+      assert.equal(again.status, 200)
+      assert.match(await again.text(), /alice/)
+      assert.equal(signIns(), before + 1, 'signed in again at the provider')
+      assert.equal(idp.kerberosExchanges, exchanges, "the provider's session did, not Kerberos")
+      const cookieAfter = await session.jar.getCookieString(`${app.url}/api/whoami`)
+      const whoami = await fetch(`${app.url}/api/whoami`, {
+        headers: { cookie: cookieAfter, accept: 'application/json' },
+      })
+      assert.equal(whoami.status, 200)
+      assert.equal(((await whoami.json()) as { username: string }).username, 'alice')
+    } finally {
+      await app.close()
+    }
+  })
+
   it("refuses to overwrite another principal's cookie file without force", async () => {
     const file = join(dir, 'theirs.txt')
     const session = await cookieSession(`${apps[0]?.url ?? ''}/admin`, {
@@ -419,13 +538,73 @@ function ssokit(
           KRB5_CONFIG: kdc.krb5Config,
           ...env,
         },
-        timeout: 60_000,
+        // Generous: a loaded machine starts tsx slowly; the exit status still has to be right.
+        timeout: 180_000,
       },
       (error, stdout, stderr) => {
         resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr })
       },
     )
   })
+}
+
+function shellQuote(word: string): string {
+  return `'${word.replace(/'/g, `'\\''`)}'`
+}
+
+/**
+ * `command` (a shell line) on a real terminal: util-linux `script` gives it a pseudo-terminal as
+ * stdin, stdout and stderr, and passes on what is typed into its own stdin.
+ */
+function onTerminal(command: string, env: Record<string, string>) {
+  const child = spawn('script', ['-q', '-f', '-e', '-c', command, '/dev/null'], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      SHELL: '/bin/sh',
+      TERM: 'dumb',
+      KRB5_CONFIG: kdc.krb5Config,
+      ...env,
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  let output = ''
+  const waiting = new Set<() => void>()
+  const collect = (chunk: Buffer) => {
+    output += chunk.toString()
+    for (const check of waiting) check()
+  }
+  child.stdout.on('data', collect)
+  child.stderr.on('data', collect)
+  const exitCode = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => {
+      for (const check of waiting) check()
+      resolve(code)
+    })
+  })
+  return {
+    exitCode,
+    output: () => output,
+    type(line: string) {
+      child.stdin.write(`${line}\r`)
+    },
+    /** Resolves when the terminal shows `pattern`; rejects if the command ends first. */
+    waitFor(pattern: RegExp): Promise<void> {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (pattern.test(output)) {
+            waiting.delete(check)
+            resolve()
+          } else if (child.exitCode !== null) {
+            waiting.delete(check)
+            reject(new Error(`the command ended before ${String(pattern)}:\n${output}`))
+          }
+        }
+        waiting.add(check)
+        check()
+      })
+    },
+  }
 }
 
 describe('CLI: ssokit token --kerberos, ssokit cookie, ssokit status', () => {
@@ -483,6 +662,40 @@ describe('CLI: ssokit token --kerberos, ssokit cookie, ssokit status', () => {
     assert.equal(result.stdout, '')
   })
 
+  it('asks for the one-time code on the terminal, never on stdout, and again after a refused code', async () => {
+    const dave = await kdc.kinit('dave', 'dave-pw')
+    const out = join(home, 'prompted-token.json')
+    const command = [
+      ...[process.execPath, '--conditions=source', '--import', 'tsx', MAIN, 'token', '--kerberos'],
+      ...['--issuer', idp.issuer, '--client-id', 'cli', '--redirect-uri', REDIRECT, '--decode'],
+    ]
+    const terminal = onTerminal(`${command.map(shellQuote).join(' ')} > ${shellQuote(out)}`, {
+      KRB5CCNAME: dave,
+      SSOKIT_HOME: tempDir('ssokit-krb-prompt-'),
+    })
+    await terminal.waitFor(/One-time code: /)
+    terminal.type('000000')
+    await terminal.waitFor(/One-time code \(try 2\): /)
+    terminal.type(totp())
+    assert.equal(await terminal.exitCode, 0, terminal.output())
+    const printed = await readFile(out, 'utf8')
+    assert.doesNotMatch(printed, /One-time code/)
+    const decoded = JSON.parse(printed) as { payload: { preferred_username: string } }
+    assert.equal(decoded.payload.preferred_username, 'dave')
+  })
+
+  it('without a terminal and without a code source, fails at once naming the options', async () => {
+    const dave = await kdc.kinit('dave', 'dave-pw')
+    const result = await ssokit(
+      ['token', '--kerberos', '--issuer', idp.issuer, '--client-id', 'cli'],
+      { KRB5CCNAME: dave, SSOKIT_HOME: tempDir('ssokit-krb-noprompt-') },
+    )
+    assert.equal(result.code, 1)
+    assert.equal(result.stdout, '')
+    assert.match(result.stderr, /one-time code/)
+    assert.match(result.stderr, /--otp-command/)
+  })
+
   it('writes a cookie file that curl -b uses to reach the demo app, listed by ssokit status', async () => {
     const app = apps[1]
     assert.ok(app)
@@ -529,6 +742,115 @@ describe('ssokit demo with Kerberos', () => {
       assert.equal(session.kerberosUsed, true)
     } finally {
       await demo.close()
+    }
+  })
+})
+
+/** `ssokit proxy` in front of `upstream` for the realm's demo-app client, on a free port. */
+async function startProxyFor(
+  upstream: string,
+  host = 'localhost',
+): Promise<{ proxy: RunningProxy; base: string }> {
+  // A free port can be taken between the probe and the proxy's bind: try another.
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort()
+    const base = `http://${host}:${port}`
+    const config = await loadProxyConfig({
+      flags: {
+        upstream,
+        issuer: idp.issuer,
+        'client-id': 'demo-app',
+        'public-url': base,
+        port,
+        host: '127.0.0.1',
+        'access-log': 'off',
+      },
+      env: { OIDC_CLIENT_SECRET: 'demo-app-secret' },
+    })
+    try {
+      return { proxy: await startProxy(config, { onEvent: () => {} }), base }
+    } catch (error) {
+      if (attempt >= 2 || (error as { code?: unknown }).code !== 'EADDRINUSE') throw error
+    }
+  }
+}
+
+describe('ssokit cookie behind ssokit proxy', () => {
+  let upstream: RunningUwsgi
+  let proxy: RunningProxy
+  let base = ''
+  const home = tempDir('ssokit-krb-proxy-')
+
+  before(async () => {
+    upstream = await startUwsgi()
+    ;({ proxy, base } = await startProxyFor(upstream.origin))
+  })
+
+  after(async () => {
+    await proxy.close()
+    await upstream.stop()
+  })
+
+  it("follows the proxy's sign-in to the provider and writes a file with which curl -b reaches the application as the user", async () => {
+    const file = join(home, 'cookies.txt')
+    const anonymous = await fetch(`${base}/reports/`, { headers: { accept: 'application/json' } })
+    await anonymous.body?.cancel()
+    assert.equal(anonymous.status, 401, 'the proxy lets no one through without a session')
+
+    const exchanges = idp.kerberosExchanges
+    const result = await ssokit(
+      ['cookie', `${base}/reports/`, '--issuer', idp.issuer, '-o', file, '--json'],
+      { KRB5CCNAME: aliceCache, SSOKIT_HOME: home },
+    )
+    assert.equal(result.code, 0, result.stderr)
+    const written = JSON.parse(result.stdout) as {
+      url: string
+      status: number
+      owner: string
+      kerberos: boolean
+    }
+    assert.equal(written.url, `${base}/reports/`)
+    assert.equal(written.status, 200)
+    assert.equal(written.owner, 'alice@SSOKIT.TEST')
+    assert.equal(written.kerberos, true)
+    assert.equal(idp.kerberosExchanges, exchanges + 1)
+    assert.equal((await stat(file)).mode & 0o777, 0o600)
+
+    const seen = await curl(file, `${base}/reports/`)
+    assert.equal(seen.status, 200)
+    const { path, headers } = JSON.parse(seen.body) as {
+      path: string
+      headers: Record<string, string>
+    }
+    assert.equal(path, '/reports/')
+    assert.equal(headers.HTTP_X_FORWARDED_PREFERRED_USERNAME, 'alice')
+    assert.equal(headers.HTTP_X_FORWARDED_USER, 'alice')
+    // The proxy keeps its session cookie to itself.
+    assert.doesNotMatch(headers.HTTP_COOKIE ?? '', /ssokit/)
+  })
+
+  it('signs in at a second proxied application with the same file, without Kerberos', async () => {
+    // Another host name: cookies do not tell ports apart, so two proxies on one host name would
+    // share one session cookie (in a browser too).
+    const other = await startProxyFor(upstream.origin, '127.0.0.1')
+    try {
+      const file = join(home, 'cookies.txt')
+      const exchanges = idp.kerberosExchanges
+      const result = await ssokit(
+        ['cookie', `${other.base}/`, '--issuer', idp.issuer, '-o', file, '--json'],
+        { KRB5CCNAME: `FILE:${kdc.dir}/no-ticket-needed.ccache`, SSOKIT_HOME: home },
+      )
+      assert.equal(result.code, 0, result.stderr)
+      assert.equal((JSON.parse(result.stdout) as { kerberos: boolean }).kerberos, false)
+      assert.equal(idp.kerberosExchanges, exchanges)
+      for (const at of [base, other.base]) {
+        const seen = await curl(file, `${at}/`)
+        assert.equal(seen.status, 200, at)
+        const { headers } = JSON.parse(seen.body) as { headers: Record<string, string> }
+        assert.equal(headers.HTTP_X_FORWARDED_PREFERRED_USERNAME, 'alice', at)
+      }
+    } finally {
+      await other.proxy.close()
     }
   })
 })

@@ -7,7 +7,7 @@
  * process's child is ever signalled.
  */
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { accessSync, constants, writeFileSync } from 'node:fs'
+import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { createSocket } from 'node:dgram'
 import { join } from 'node:path'
@@ -90,13 +90,16 @@ function run(
     const child = execFile(
       binary,
       args,
-      { env: { ...process.env, ...env }, timeout: 20_000 },
+      // Generous: kadmin.local and kinit are slow on a loaded machine.
+      { env: { ...process.env, ...env }, timeout: 120_000 },
       (error, stdout, stderr) => {
         if (error)
           reject(new Error(`${binary} ${args.join(' ')} failed: ${stderr || error.message}`))
         else resolve(stdout)
       },
     )
+    // A command that reads no input (klist) may exit first: its closed stdin is no failure.
+    child.stdin?.on('error', () => undefined)
     child.stdin?.end(input ?? '')
   })
 }
@@ -131,7 +134,7 @@ async function freeKdcPort(): Promise<number> {
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port })
-    socket.setTimeout(500, () => {
+    socket.setTimeout(2000, () => {
       socket.destroy()
       resolve(false)
     })
@@ -145,9 +148,70 @@ function accepts(port: number): Promise<boolean> {
   })
 }
 
+function readLog(file: string): string {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch {
+    return ''
+  }
+}
+
+/**
+ * Sockets bound to 127.0.0.1:`port` in `/proc/net/tcp` (listening) and `/proc/net/udp`. krb5kdc
+ * binds with SO_REUSEPORT, so a second process that does the same on the port is no bind error:
+ * the kernel would share the requests between the two. Counting the sockets tells.
+ */
+function boundSockets(port: number): number {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`
+  let count = 0
+  for (const [table, state] of [
+    ['/proc/net/tcp', '0A'],
+    ['/proc/net/udp', '07'],
+  ] as const) {
+    for (const line of readLog(table).split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/)
+      if (fields[1] === local && fields[3] === state) count += 1
+    }
+  }
+  return count
+}
+
+type KdcChild = ChildProcessWithoutNullStreams & { output(): string }
+
+/** `krb5kdc` in the foreground under the watchdog, its output kept for error messages. */
+function launch(krb5kdc: string, realm: string, env: Readonly<Record<string, string>>): KdcChild {
+  const child = spawn('/bin/sh', ['-c', WATCHDOG, krb5kdc, '-n', '-r', realm], {
+    stdio: 'pipe',
+    env: { ...process.env, ...env },
+  })
+  let output = ''
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  return Object.assign(child, { output: () => output })
+}
+
+/**
+ * Ready when the KDC itself logged that it serves and the port answers; `false` as soon as it
+ * exits. The log line matters: a port that answers could be another process's.
+ */
+async function ready(child: KdcChild, port: number, logFile: string): Promise<boolean> {
+  const running = () => child.exitCode === null && child.signalCode === null
+  const deadline = Date.now() + 60_000
+  while (Date.now() < deadline) {
+    if (!running()) return false
+    if (readLog(logFile).includes('commencing operation')) {
+      // One TCP and one UDP socket: the KDC's own, and nobody else's.
+      return (await accepts(port)) && running() && boundSockets(port) === 2
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return false
+}
+
 /**
  * Creates a realm (`kdb5_util create -s`), its principals (`kadmin.local`) and the service keytab,
- * then starts `krb5kdc` and waits until it accepts connections.
+ * then starts `krb5kdc` on a port free for TCP and UDP and waits until it logs that it serves;
+ * a port taken meanwhile by another process is replaced by another.
  */
 export async function startKdc(options: KdcOptions = {}): Promise<RunningKdc> {
   const realm = options.realm ?? 'SSOKIT.TEST'
@@ -158,13 +222,15 @@ export async function startKdc(options: KdcOptions = {}): Promise<RunningKdc> {
   const kadmin = findBinary('kadmin.local')
   const kinit = findBinary('kinit')
   const dir = tempDir('ssokit-kdc-')
-  const port = await freeKdcPort()
   const krb5Config = join(dir, 'krb5.conf')
   const kdcConfig = join(dir, 'kdc.conf')
   const keytab = join(dir, 'http.keytab')
-  writeFileSync(
-    krb5Config,
-    `[libdefaults]
+  const logFile = join(dir, 'kdc.log')
+  /** Both files name the port: written again for each port tried. */
+  const configure = (port: number): void => {
+    writeFileSync(
+      krb5Config,
+      `[libdefaults]
   default_realm = ${realm}
   dns_lookup_realm = false
   dns_lookup_kdc = false
@@ -180,10 +246,10 @@ export async function startKdc(options: KdcOptions = {}): Promise<RunningKdc> {
 [domain_realm]
 ${hosts.map((host) => `  ${host} = ${realm}`).join('\n')}
 `,
-  )
-  writeFileSync(
-    kdcConfig,
-    `[kdcdefaults]
+    )
+    writeFileSync(
+      kdcConfig,
+      `[kdcdefaults]
   kdc_listen = 127.0.0.1:${port}
   kdc_tcp_listen = 127.0.0.1:${port}
 [realms]
@@ -196,9 +262,11 @@ ${hosts.map((host) => `  ${host} = ${realm}`).join('\n')}
     supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal
   }
 [logging]
-  kdc = FILE:${join(dir, 'kdc.log')}
+  kdc = FILE:${logFile}
 `,
-  )
+    )
+  }
+  configure(0)
   writeFileSync(join(dir, 'kadm5.acl'), '')
   const env = { KRB5_CONFIG: krb5Config, KRB5_KDC_PROFILE: kdcConfig }
   const admin = (query: string) => run(kadmin, ['-r', realm, '-q', query], env)
@@ -214,27 +282,24 @@ ${hosts.map((host) => `  ${host} = ${realm}`).join('\n')}
     await admin(`ktadd -k ${keytab} HTTP/${host}@${realm}`)
   }
 
-  const child: ChildProcessWithoutNullStreams = spawn(
-    '/bin/sh',
-    ['-c', WATCHDOG, krb5kdc, '-n', '-r', realm],
-    { stdio: 'pipe', env: { ...process.env, ...env } },
-  )
-  let output = ''
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
-  let ready = false
-  for (let i = 0; i < 100 && child.exitCode === null; i++) {
-    if (await accepts(port)) {
-      ready = true
-      break
+  // The port is chosen only now, after the slow database set-up, and another is tried when
+  // something else took it first (krb5kdc then exits: it cannot bind).
+  let started: { child: ChildProcessWithoutNullStreams; port: number } | undefined
+  let failures = ''
+  for (let attempt = 0; attempt < 5 && started === undefined; attempt++) {
+    const port = await freeKdcPort()
+    configure(port)
+    writeFileSync(logFile, '')
+    const child = launch(krb5kdc, realm, env)
+    if (await ready(child, port, logFile)) started = { child, port }
+    else {
+      failures += `port ${port}: ${child.output().slice(-1000)}${readLog(logFile).slice(-1000)}\n`
+      child.stdin.end()
+      await exited(child)
     }
-    await new Promise((resolve) => setTimeout(resolve, 50))
   }
-  if (!ready) {
-    child.stdin.end()
-    await exited(child)
-    throw new Error(`krb5kdc did not start on port ${port}:\n${output.slice(-2000)}`)
-  }
+  if (started === undefined) throw new Error(`krb5kdc did not start:\n${failures}`)
+  const { child, port } = started
 
   let caches = 0
   return {
