@@ -250,6 +250,24 @@ describe('ssokit proxy command', () => {
       child.kill('SIGTERM')
       if (child.exitCode === null) await once(child, 'close')
     }
+
+    // Metadata that must be signed (--saml-idp-metadata-cert) but is not: said at start-up,
+    // and no sign-in is sent to an IdP nobody vouched for.
+    const vouched = start([...saml, '--saml-idp-metadata-cert', cert])
+    try {
+      let stdout = ''
+      vouched.stdout?.on('data', (d: Buffer) => (stdout += d.toString()))
+      while (!stdout.includes('Warning')) await once(vouched.stdout!, 'data')
+      assert.match(
+        stdout,
+        /Warning +The IdP metadata cannot be used\. The IdP metadata is not signed/,
+      )
+      const login = await fetch(`${base}/_ssokit/login?returnTo=/`, { redirect: 'manual' })
+      assert.equal(login.status, 503)
+    } finally {
+      vouched.kill('SIGTERM')
+      if (vouched.exitCode === null) await once(vouched, 'close')
+    }
   })
 
   it('shares sessions between two proxies through --redis-url; a sign-out on one ends it on both', async () => {

@@ -43,8 +43,10 @@ export interface IdentityHeaderConfig {
 
 /** Sign-in through a SAML 2.0 IdP instead of OpenID Connect (`@ssokit/saml`). */
 export interface ProxySamlConfig {
-  /** The IdP metadata: a URL (read again hourly) or a file. */
-  readonly idp: { readonly url: string } | { readonly file: string }
+  /** The IdP metadata: a URL (read again hourly) or a file, and the certificate it must be signed with. */
+  readonly idp: ({ readonly url: string } | { readonly file: string }) & {
+    readonly metadataCert?: string
+  }
   readonly entityId: string
   /** PEM texts read from the configured files; both or neither. */
   readonly certificate: string | undefined
@@ -125,6 +127,7 @@ const SOURCES = {
   accessLog: { flag: 'access-log', env: ['SSOKIT_ACCESS_LOG'] },
   shutdownTimeout: { flag: 'shutdown-timeout', env: ['SSOKIT_SHUTDOWN_TIMEOUT'] },
   samlIdpMetadata: { flag: 'saml-idp-metadata', env: ['SSOKIT_SAML_IDP_METADATA'] },
+  samlIdpMetadataCert: { flag: 'saml-idp-metadata-cert', env: ['SSOKIT_SAML_IDP_METADATA_CERT'] },
   samlEntityId: { flag: 'saml-entity-id', env: ['SSOKIT_SAML_ENTITY_ID'] },
   samlCertificateFile: { flag: 'saml-cert-file', env: ['SSOKIT_SAML_CERT_FILE'] },
   samlPrivateKeyFile: { flag: 'saml-key-file', env: ['SSOKIT_SAML_KEY_FILE'] },
@@ -238,6 +241,7 @@ const SCHEMA = z
     clientId: text('the client id registered at the provider').optional(),
     clientSecret: text('the client secret').optional(),
     samlIdpMetadata: text('the IdP metadata URL or file').optional(),
+    samlIdpMetadataCert: text('a PEM certificate file').optional(),
     samlEntityId: text('the SP entity id, a URI').optional(),
     samlCertificateFile: text('a PEM certificate file').optional(),
     samlPrivateKeyFile: text('a PEM private key file').optional(),
@@ -647,6 +651,7 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
 async function samlConfig(
   parsed: {
     readonly samlIdpMetadata?: string | undefined
+    readonly samlIdpMetadataCert?: string | undefined
     readonly samlEntityId?: string | undefined
     readonly samlCertificateFile?: string | undefined
     readonly samlPrivateKeyFile?: string | undefined
@@ -664,8 +669,22 @@ async function samlConfig(
     throw new ProxyConfigError(`${label} needs the SAML certificate and key files together`, label)
   }
   const read = (path: string, key: Key) => readSettingFile(path, located.get(key)?.label ?? key)
+  const metadataCert =
+    parsed.samlIdpMetadataCert === undefined
+      ? undefined
+      : await read(parsed.samlIdpMetadataCert, 'samlIdpMetadataCert')
+  if (metadataCert !== undefined && !/-----BEGIN CERTIFICATE-----/.test(metadataCert)) {
+    const label = located.get('samlIdpMetadataCert')?.label ?? 'samlIdpMetadataCert'
+    throw new ProxyConfigError(
+      `${label}: ${JSON.stringify(parsed.samlIdpMetadataCert)} holds no PEM certificate`,
+      label,
+    )
+  }
   return Object.freeze({
-    idp: /^https?:\/\//.test(metadata) ? { url: metadata } : { file: metadata },
+    idp: Object.freeze({
+      ...(/^https?:\/\//.test(metadata) ? { url: metadata } : { file: metadata }),
+      ...(metadataCert === undefined ? {} : { metadataCert }),
+    }),
     entityId: parsed.samlEntityId,
     certificate: certFile === undefined ? undefined : await read(certFile, 'samlCertificateFile'),
     privateKey: keyFile === undefined ? undefined : await read(keyFile, 'samlPrivateKeyFile'),

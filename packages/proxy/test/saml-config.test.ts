@@ -61,6 +61,22 @@ describe('proxy: SAML sign-in and the shibboleth preset', () => {
     )
   })
 
+  it('--saml-idp-metadata-cert reads the certificate the metadata must be signed with; a file without one is refused', async () => {
+    const config = await loadProxyConfig({
+      flags: { 'saml-idp-metadata-cert': join(dir, 'cert.pem') },
+      env: BASE,
+    })
+    assert.deepEqual(Object.keys(config.saml?.idp ?? {}).sort(), ['metadataCert', 'url'])
+    assert.match(config.saml?.idp.metadataCert ?? '', /BEGIN CERTIFICATE/)
+    await assert.rejects(
+      loadProxyConfig({ env: { ...BASE, SSOKIT_SAML_IDP_METADATA_CERT: join(dir, 'key.pem') } }),
+      (error: unknown) =>
+        error instanceof ProxyConfigError &&
+        error.message ===
+          `SSOKIT_SAML_IDP_METADATA_CERT: ${JSON.stringify(join(dir, 'key.pem'))} holds no PEM certificate`,
+    )
+  })
+
   it('the shibboleth preset sends REMOTE_USER and attribute-map headers the way mod_shib does', async () => {
     const config = await loadProxyConfig({ env: { ...BASE, SSOKIT_HEADER_PRESET: 'shibboleth' } })
     assert.equal(config.headers.names.username, 'Remote-User')

@@ -3,9 +3,15 @@
  * AuthnRequest and LogoutRequest (HTTP-Redirect binding), and the certificates it signs with.
  * Read from a file, a URL or a string; a file or URL is read again every `refreshSeconds`, and a
  * failed refresh keeps the last good metadata (a federation's metadata server being down must
- * not stop sign-in).
+ * not stop sign-in). With `metadataCert`, only metadata signed with that certificate is used,
+ * and metadata past its `validUntil` never is.
  */
 import { readFile } from 'node:fs/promises'
+import {
+  MetadataSignatureError,
+  pemCertificates,
+  verifiedMetadataXml,
+} from './metadata-signature.js'
 import { attribute, children, rootOf, textOf } from './xml.js'
 
 const MD = 'urn:oasis:names:tc:SAML:2.0:metadata'
@@ -30,6 +36,12 @@ export interface IdpMetadataSource {
   readonly entityId?: string
   /** How often a file or URL is read again. Default 3600 (one hour). */
   readonly refreshSeconds?: number
+  /**
+   * PEM certificate(s) the metadata must be signed with, e.g. a federation's metadata signing
+   * certificate; unsigned or otherwise signed metadata is refused. Default: no signature check
+   * (the metadata is trusted as the file or https URL it comes from).
+   */
+  readonly metadataCert?: string
 }
 
 export class IdpMetadataError extends Error {
@@ -60,7 +72,11 @@ function redirectLocation(descriptor: Element, localName: string): string | unde
 }
 
 /** Parses one IdP out of a metadata document (an EntityDescriptor or an EntitiesDescriptor). */
-export function parseIdpMetadata(xml: string, entityId?: string): IdpMetadata {
+export function parseIdpMetadata(
+  xml: string,
+  entityId?: string,
+  now: number = Date.now(),
+): IdpMetadata {
   let root: Element
   try {
     root = rootOf(xml)
@@ -69,6 +85,11 @@ export function parseIdpMetadata(xml: string, entityId?: string): IdpMetadata {
       `The IdP metadata is not XML SAML metadata can be: ${(error as Error).message}.`,
     )
   }
+  const validUntil = Date.parse(attribute(root, 'validUntil') ?? '')
+  if (!Number.isNaN(validUntil) && validUntil <= now)
+    throw new IdpMetadataError(
+      `The IdP metadata expired at ${new Date(validUntil).toISOString()} (its validUntil).`,
+    )
   const entities = (
     root.namespaceURI === MD && root.localName === 'EntityDescriptor'
       ? [root]
@@ -135,14 +156,21 @@ export class IdpMetadataSourceReader {
   readonly #refreshMs: number
   readonly #fetch: typeof fetch
   readonly #now: () => number
+  readonly #onRefreshError: (error: IdpMetadataError) => void
   #current: { readonly metadata: IdpMetadata; readonly at: number } | undefined
   #pending: Promise<IdpMetadata> | undefined
 
-  constructor(source: IdpMetadataSource, fetchImpl: typeof fetch, now: () => number) {
+  constructor(
+    source: IdpMetadataSource,
+    fetchImpl: typeof fetch,
+    now: () => number,
+    onRefreshError: (error: IdpMetadataError) => void = () => undefined,
+  ) {
     this.#source = source
     this.#refreshMs = (source.refreshSeconds ?? 3600) * 1000
     this.#fetch = fetchImpl
     this.#now = now
+    this.#onRefreshError = onRefreshError
   }
 
   /** The metadata; rejects with `IdpMetadataError` only when no good metadata was ever read. */
@@ -155,7 +183,9 @@ export class IdpMetadataSourceReader {
     })
     if (current === undefined) return this.#pending
     // A refresh is under way: the last good metadata serves meanwhile, and if the refresh fails.
-    this.#pending.catch(() => undefined)
+    this.#pending.catch((error: unknown) => {
+      if (error instanceof IdpMetadataError) this.#onRefreshError(error)
+    })
     return current.metadata
   }
 
@@ -170,7 +200,17 @@ export class IdpMetadataSourceReader {
         { cause: error },
       )
     }
-    const metadata = parseIdpMetadata(xml, this.#source.entityId)
+    if (this.#source.metadataCert !== undefined) {
+      try {
+        xml = verifiedMetadataXml(xml, pemCertificates(this.#source.metadataCert))
+      } catch (error) {
+        if (error instanceof MetadataSignatureError) throw new IdpMetadataError(error.message)
+        throw new IdpMetadataError(
+          `The IdP metadata cannot be checked: ${error instanceof Error ? error.message : String(error)}.`,
+        )
+      }
+    }
+    const metadata = parseIdpMetadata(xml, this.#source.entityId, this.#now())
     this.#current = { metadata, at: this.#now() }
     return metadata
   }

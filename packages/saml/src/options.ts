@@ -7,6 +7,7 @@ import { SsoTypeError, type SessionPageOptions, type SessionStore } from '@ssoki
 import { resolveSessionFrame, type SessionFrame } from '@ssokit/core/session-kit'
 import { defaultEventHandler, type SamlEventHandler } from './events.js'
 import type { IdpMetadataSource } from './idp-metadata.js'
+import { pemCertificates } from './metadata-signature.js'
 
 const CALLER = 'createSamlAuth'
 
@@ -156,6 +157,14 @@ export function resolveSamlOptions(options: SamlAuthOptions): ResolvedSamlConfig
     if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback))
       fail('idp.url must use https (http is allowed only on localhost)')
   }
+  if (
+    idp.metadataCert !== undefined &&
+    (typeof idp.metadataCert !== 'string' || pemCertificates(idp.metadataCert).length === 0)
+  )
+    fail(
+      'idp.metadataCert must be PEM text of one or more certificates (-----BEGIN CERTIFICATE-----)',
+      'ERR_INVALID_ARG_VALUE',
+    )
   const refresh = idp.refreshSeconds ?? 3600
   if (!Number.isSafeInteger(refresh) || refresh < 1)
     fail('idp.refreshSeconds must be a positive whole number of seconds')

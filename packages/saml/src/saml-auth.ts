@@ -22,7 +22,7 @@ import {
 } from '@ssokit/core/session-kit'
 import { acs } from './acs.js'
 import type { SamlContext } from './context.js'
-import { IdpMetadataSourceReader } from './idp-metadata.js'
+import { IdpMetadataError, IdpMetadataSourceReader } from './idp-metadata.js'
 import { login } from './login.js'
 import { logout, slo } from './logout.js'
 import { resolveSamlOptions, type ResolvedSamlConfig, type SamlAuthOptions } from './options.js'
@@ -62,7 +62,13 @@ class SamlAuthImpl implements SamlAuth {
       config,
       keyring,
       rejections,
-      idp: new IdpMetadataSourceReader(config.idp, config.fetch, config.now),
+      idp: new IdpMetadataSourceReader(config.idp, config.fetch, config.now, (error) => {
+        config.onEvent({
+          type: 'idp_metadata_unavailable',
+          reason: 'metadata',
+          message: `A refresh of the IdP metadata failed, the last good copy stays in use: ${error.message}`,
+        })
+      }),
       reader: new SamlSessionReader(config, keyring, rejections),
     })
     this.#ownsStore = options.store === undefined
@@ -80,7 +86,9 @@ class SamlAuthImpl implements SamlAuth {
     try {
       await this.#context.idp.get()
     } catch (error) {
-      throw new SsoError('provider_unavailable', 'The IdP metadata cannot be read.', {
+      // The metadata's own sentence (unreachable, unsigned, expired, ...) says what to fix.
+      const reason = error instanceof IdpMetadataError ? ` ${error.message}` : ''
+      throw new SsoError('provider_unavailable', `The IdP metadata cannot be used.${reason}`, {
         cause: error,
       })
     }

@@ -111,12 +111,8 @@ export function responseXml(f: AssertionFields, assertion: string): string {
   return `<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_${randomUUID()}" Version="2.0" IssueInstant="${iso(new Date())}"${destination}${irt}><saml:Issuer>${f.issuer ?? IDP_ENTITY}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>${assertion}</samlp:Response>`
 }
 
-/** Signs the element `localName` (enveloped, exclusive c14n, RSA-SHA256), signature after its Issuer. */
-export function sign(
-  xml: string,
-  localName: 'Assertion' | 'Response' | 'LogoutRequest',
-  pair: KeyPair,
-): string {
+/** An enveloped RSA-SHA256 signature (exclusive c14n) over the element `xpath` selects. */
+function signer(pair: KeyPair, xpath: string): SignedXml {
   const sig = new SignedXml({
     privateKey: pair.key,
     publicCert: pair.cert,
@@ -124,18 +120,26 @@ export function sign(
     canonicalizationAlgorithm: 'http://www.w3.org/2001/10/xml-exc-c14n#',
   })
   sig.addReference({
-    xpath: `/descendant-or-self::*[local-name(.)='${localName}'][1]`,
+    xpath,
     digestAlgorithm: 'http://www.w3.org/2001/04/xmlenc#sha256',
     transforms: [
       'http://www.w3.org/2000/09/xmldsig#enveloped-signature',
       'http://www.w3.org/2001/10/xml-exc-c14n#',
     ],
   })
+  return sig
+}
+
+/** Signs the element `localName` (enveloped, exclusive c14n, RSA-SHA256), signature after its Issuer. */
+export function sign(
+  xml: string,
+  localName: 'Assertion' | 'Response' | 'LogoutRequest',
+  pair: KeyPair,
+): string {
+  const element = `/descendant-or-self::*[local-name(.)='${localName}'][1]`
+  const sig = signer(pair, element)
   sig.computeSignature(xml, {
-    location: {
-      reference: `/descendant-or-self::*[local-name(.)='${localName}'][1]/*[local-name(.)='Issuer']`,
-      action: 'after',
-    },
+    location: { reference: `${element}/*[local-name(.)='Issuer']`, action: 'after' },
   })
   return sig.getSignedXml()
 }
@@ -170,4 +174,17 @@ export function signRedirect(message: string, pair: KeyPair): string {
   const signed = `${message}&SigAlg=${encodeURIComponent('http://www.w3.org/2001/04/xmldsig-more#rsa-sha256')}`
   const signature = createSign('RSA-SHA256').update(signed).sign(pair.key, 'base64')
   return `${signed}&Signature=${encodeURIComponent(signature)}`
+}
+
+/**
+ * Metadata signed as a federation signs its aggregate: an enveloped RSA-SHA256 signature as the
+ * first child of the root, over the root (which gets `ID` if it has none).
+ */
+export function signMetadata(xml: string, pair: KeyPair, id = `_${randomUUID()}`): string {
+  const withId = /<md:Entit(y|ies)Descriptor [^>]*\bID="/.test(xml)
+    ? xml
+    : xml.replace(/<md:Entit(y|ies)Descriptor /, (tag) => `${tag}ID="${id}" `)
+  const sig = signer(pair, '/*')
+  sig.computeSignature(withId, { location: { reference: '/*', action: 'prepend' } })
+  return sig.getSignedXml()
 }

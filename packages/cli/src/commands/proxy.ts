@@ -62,6 +62,9 @@ or secret then):
   --saml-idp-metadata <file|url>
                                The IdP's metadata: a file or an https URL (read hourly)
                                                                           SSOKIT_SAML_IDP_METADATA
+  --saml-idp-metadata-cert <file>
+                               Use only metadata signed with this PEM certificate (a federation's)
+                                                                     SSOKIT_SAML_IDP_METADATA_CERT
   --saml-entity-id <uri>       The proxy's SP entity id                      SSOKIT_SAML_ENTITY_ID
   --saml-cert-file <file>      PEM certificate of the SP (signing, decryption)
                                                                              SSOKIT_SAML_CERT_FILE
@@ -99,6 +102,7 @@ const OPTIONS = {
   'tls-key': pathOption(),
   'http-redirect-port': textOption(),
   'saml-idp-metadata': textOption(),
+  'saml-idp-metadata-cert': pathOption(),
   'saml-entity-id': textOption(),
   'saml-cert-file': pathOption(),
   'saml-key-file': pathOption(),
