@@ -4,6 +4,7 @@
  * session reader never takes it for one of its records, nor this one for theirs.
  */
 import type { SessionStore } from '@ssokit/core'
+import { parseVersioned, storeUntil } from '@ssokit/core/session-kit'
 
 export const SAML_RECORD_VERSION = 1
 
@@ -37,17 +38,10 @@ const stringList = (v: unknown): boolean =>
   Array.isArray(v) && v.every((s) => typeof s === 'string')
 
 export function decodeSamlRecord(data: string): SamlSessionRecord | undefined {
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(data)
-  } catch {
-    return undefined
-  }
-  if (typeof parsed !== 'object' || parsed === null) return undefined
-  const r = parsed as Record<string, unknown>
+  const r = parseVersioned(data, SAML_RECORD_VERSION)
+  if (r === undefined) return undefined
   const attributes = r.attributes
   if (
-    r.v !== SAML_RECORD_VERSION ||
     r.kind !== 'saml' ||
     typeof r.issuer !== 'string' ||
     typeof r.sub !== 'string' ||
@@ -77,15 +71,15 @@ export async function writeSamlRecord(
   record: SamlSessionRecord,
   now: number,
 ): Promise<void> {
-  const ttl = Math.ceil((record.expiresAt - now) / 1000)
-  if (ttl <= 0) return
-  await store.set(
+  await storeUntil(
+    store,
     sessionId,
     {
       subject: record.sub,
       sid: record.sessionIndex === undefined ? undefined : sessionIndexKey(record.sessionIndex),
       data: JSON.stringify(record),
     },
-    ttl,
+    record.expiresAt,
+    now,
   )
 }

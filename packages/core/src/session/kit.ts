@@ -35,4 +35,5 @@ export {
 } from './login-loop.js'
 export { storeUnavailablePage } from './unavailable-pages.js'
 export { asStoreError } from './store-errors.js'
+export { parseVersioned, storeUntil } from './record.js'
 export { RoleSet } from '../verify/claims.js'

@@ -2,7 +2,7 @@
  * The session record kept in the store, serialised as JSON with a format version `v`.
  * A record written by a newer format (or one that does not parse) counts as no session.
  */
-import type { SessionStore } from './store.js'
+import type { SessionStore, StoredSession } from './store.js'
 
 export const RECORD_VERSION = 1
 
@@ -37,17 +37,24 @@ function isFiniteNumber(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value)
 }
 
-/** The JSON object in `data` stamped with this format version, or `undefined`. */
-function parseVersioned(data: string): Record<string, unknown> | undefined {
+/**
+ * The JSON object in `data` stamped with format `version` (its `v`), or `undefined`: a record
+ * that does not parse, or that a newer format wrote, is no record. For every kind of record a
+ * login source keeps in the store.
+ */
+export function parseVersioned(
+  data: string,
+  version: number = RECORD_VERSION,
+): Record<string, unknown> | undefined {
   let parsed: unknown
   try {
     parsed = JSON.parse(data)
   } catch {
     return undefined
   }
-  if (typeof parsed !== 'object' || parsed === null) return undefined
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined
   const object = parsed as Record<string, unknown>
-  return object.v === RECORD_VERSION ? object : undefined
+  return object.v === version ? object : undefined
 }
 
 export function encodeRecord(record: SessionRecord): string {
@@ -113,6 +120,22 @@ export function endedByMark(createdAt: number, iat: number): boolean {
   return Math.floor(createdAt / 1000) <= iat
 }
 
+/**
+ * Stores a session until `expiresAt` (ms since the epoch); one already past it is not written.
+ * For every login source: the store's TTL is always the rest of the record's own lifetime.
+ */
+export async function storeUntil(
+  store: SessionStore,
+  sessionId: string,
+  entry: StoredSession,
+  expiresAt: number,
+  now: number,
+): Promise<void> {
+  const ttl = Math.ceil((expiresAt - now) / 1000)
+  if (ttl <= 0) return
+  await store.set(sessionId, entry, ttl)
+}
+
 /** Writes a record for the rest of its lifetime; a record already past it is not written. */
 export async function writeRecord(
   store: SessionStore,
@@ -120,11 +143,11 @@ export async function writeRecord(
   record: SessionRecord,
   now: number,
 ): Promise<void> {
-  const ttl = Math.ceil((record.expiresAt - now) / 1000)
-  if (ttl <= 0) return
-  await store.set(
+  await storeUntil(
+    store,
     sessionId,
     { subject: record.sub, sid: record.sid, data: encodeRecord(record) },
-    ttl,
+    record.expiresAt,
+    now,
   )
 }
