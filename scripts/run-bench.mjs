@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the benchmarks, each from source: token verification (bench/verify.ts), protected HTTP
 // routes (bench/http.ts), sessions (bench/session.ts), then ssokit proxy against nginx and
-// Apache + mod_auth_openidc (bench/proxy.ts). Each prints its ratios against a baseline measured in the same run.
+// Apache + mod_auth_openidc (bench/proxy.ts), and the start of `ssokit token` (bench/cli.ts). Each prints its ratios against a baseline measured in the same run.
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
@@ -30,7 +30,7 @@ if (!hasCommand('wrk')) {
 
 const selected = process.argv.slice(2)
 let failed = false
-for (const name of ['verify', 'http', 'session', 'proxy']) {
+for (const name of ['verify', 'http', 'session', 'proxy', 'cli']) {
   if (selected.length > 0 && !selected.includes(name)) continue
   const file = join('bench', `${name}.ts`)
   if (!existsSync(join(root, file))) {

@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process'
 
-import { SsoError } from '@ssokit/core'
+import { SsoError } from '@ssokit/core/errors'
 import * as oauth from 'oauth4webapi'
 
 import { rawJson } from './client-credentials.js'

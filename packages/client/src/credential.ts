@@ -3,7 +3,7 @@
  * to renew it, and the refresh token when the provider issued one. Built only from a token
  * response that passed `acceptTokenResponse`.
  */
-import { SsoError } from '@ssokit/core'
+import { SsoError } from '@ssokit/core/errors'
 import type * as oauth from 'oauth4webapi'
 
 import { renewAt } from './expiry.js'

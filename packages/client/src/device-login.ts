@@ -5,7 +5,7 @@
  * login at once, slower polling after a network error, never a poll after the code expired, and
  * an `AbortSignal` that stops the wait.
  */
-import { SsoError } from '@ssokit/core'
+import { SsoError } from '@ssokit/core/errors'
 import * as oauth from 'oauth4webapi'
 
 import { rawJson } from './client-credentials.js'

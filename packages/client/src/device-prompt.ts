@@ -4,7 +4,7 @@
  * provider reaches the terminal unchecked: a code or URI with control characters (an escape
  * sequence that could rewrite the screen) or not on https is refused before anything is printed.
  */
-import { SsoError } from '@ssokit/core'
+import { SsoError } from '@ssokit/core/errors'
 
 import { isSecureEnough } from './http.js'
 

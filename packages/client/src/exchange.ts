@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto'
 
-import { SsoError } from '@ssokit/core'
+import { SsoError } from '@ssokit/core/errors'
 import * as oauth from 'oauth4webapi'
 
 import { rawJson } from './client-credentials.js'

@@ -2,7 +2,7 @@
  * Transport rules for every request the client makes: `https` only, except to loopback
  * addresses (a development provider), and token-endpoint bodies read up to a fixed size.
  */
-import { SsoError, SsoTypeError } from '@ssokit/core'
+import { SsoError, SsoTypeError } from '@ssokit/core/errors'
 
 /** A token response is a few kilobytes; anything near this is not one. */
 export const MAX_RESPONSE_BYTES = 256 * 1024

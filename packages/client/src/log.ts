@@ -2,7 +2,7 @@
  * The client's diagnostics on stderr, at the level of tsgauth's `TSGAUTH_LOGLEVEL` (default
  * ERROR, so nothing is printed ordinarily). Lines name what happened, never a token or secret.
  */
-import { SsoTypeError } from '@ssokit/core'
+import { SsoTypeError } from '@ssokit/core/errors'
 
 import type { Environment } from './cache/location.js'
 

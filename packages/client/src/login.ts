@@ -4,7 +4,7 @@
  * source around a `LoginMethod`. A login method only turns a `LoginContext` into a credential;
  * reuse, refresh, the cache and its lock are the `ManagedSource`'s.
  */
-import { SsoError } from '@ssokit/core'
+import { SsoError } from '@ssokit/core/errors'
 
 import type { Credential, CredentialKey } from './credential.js'
 import {

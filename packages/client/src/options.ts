@@ -1,5 +1,5 @@
 /** Option checks shared by the source factories: every mistake is a `TypeError` when called. */
-import { SsoTypeError } from '@ssokit/core'
+import { SsoTypeError } from '@ssokit/core/errors'
 
 import { cacheDirectory, useDiskCache, type Environment } from './cache/location.js'
 import { CredentialCache } from './cache/store.js'

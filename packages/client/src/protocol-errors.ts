@@ -3,7 +3,7 @@
  * value decides (RFC 6749 §5.2); its `error_description` is not copied into the message, since a
  * provider may repeat what it was sent.
  */
-import { SsoError, type SsoErrorCode } from '@ssokit/core'
+import { SsoError, type SsoErrorCode } from '@ssokit/core/errors'
 import * as oauth from 'oauth4webapi'
 
 const REFUSALS: Readonly<Record<string, SsoErrorCode>> = {

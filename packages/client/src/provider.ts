@@ -3,7 +3,7 @@
  * exactly), the client's authentication at the token endpoint, and the oauth4webapi options
  * every request shares.
  */
-import { SsoError } from '@ssokit/core'
+import { SsoError } from '@ssokit/core/errors'
 import * as oauth from 'oauth4webapi'
 
 import { translateProtocolError } from './protocol-errors.js'

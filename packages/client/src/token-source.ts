@@ -4,7 +4,7 @@
  * while fresh, renew under a cross-process lock, refresh token first and the grant again when
  * there is none or it is refused.
  */
-import { SsoError, type SsoErrorCode } from '@ssokit/core'
+import { SsoError, type SsoErrorCode } from '@ssokit/core/errors'
 
 import type { CredentialCache } from './cache/store.js'
 import { type Credential, type CredentialKey } from './credential.js'
@@ -146,6 +146,15 @@ export class ManagedSource implements TokenSource {
   async #renew(rejected: string | undefined): Promise<Credential> {
     const key = await this.grant.key()
     const { cache } = this.#runtime
+    if (cache !== undefined) {
+      // Files are replaced by an atomic rename, so a read without the lock sees a whole
+      // credential: a fresh one needs no lock, and never waits behind another process's login.
+      const cached = await cache.read(key)
+      if (cached !== undefined && this.#usable(cached, rejected)) {
+        this.#memory = cached
+        return cached
+      }
+    }
     const work = async (): Promise<Credential> => {
       // Read again under the lock: another process may have renewed it meanwhile.
       const current = cache === undefined ? this.#memory : await cache.read(key)

@@ -1,5 +1,5 @@
 import { clientCredentials, type TokenSource } from '@ssokit/client'
-import { SsoError } from '@ssokit/core'
+import { SsoError } from '@ssokit/core/errors'
 
 import {
   clientIdOption,

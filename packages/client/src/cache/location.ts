@@ -7,7 +7,7 @@
 import { homedir } from 'node:os'
 import { isAbsolute, join, resolve } from 'node:path'
 
-import { SsoTypeError } from '@ssokit/core'
+import { SsoTypeError } from '@ssokit/core/errors'
 
 export type Environment = Readonly<Record<string, string | undefined>>
 

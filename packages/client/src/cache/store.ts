@@ -9,12 +9,15 @@ import { createHash } from 'node:crypto'
 import { constants, promises as fs } from 'node:fs'
 import { join } from 'node:path'
 
-import { SsoError } from '@ssokit/core'
-import * as lockfile from 'proper-lockfile'
-import writeFileAtomic from 'write-file-atomic'
+import { SsoError } from '@ssokit/core/errors'
 
 import { CREDENTIAL_VERSION, type Credential, type CredentialKey } from '../credential.js'
+import { loadWriteFileAtomic } from '../lazy.js'
 import type { Logger } from '../log.js'
+
+// Loaded on the first lock, not with the module: reading a fresh token needs no lock, and that
+// read is all `ssokit token` does on most calls (it must start fast).
+const loadLockfile = () => import('proper-lockfile')
 
 const DIRECTORY_MODE = 0o700
 const FILE_MODE = 0o600
@@ -192,6 +195,7 @@ export class CredentialCache {
     const path = this.pathOf(credential.key)
     await this.#refuseSymlink(path)
     try {
+      const writeFileAtomic = await loadWriteFileAtomic()
       await writeFileAtomic(path, `${JSON.stringify(credential, null, 2)}\n`, {
         mode: FILE_MODE,
         fsync: true,
@@ -248,7 +252,8 @@ export class CredentialCache {
     const path = this.pathOf(key)
     let release: () => Promise<void>
     try {
-      release = await lockfile.lock(path, {
+      const { lock } = await loadLockfile()
+      release = await lock(path, {
         realpath: false,
         lockfilePath: `${path}.lock`,
         stale: STALE_LOCK_MS,

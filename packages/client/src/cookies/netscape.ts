@@ -8,9 +8,10 @@
 import { lstat, readFile } from 'node:fs/promises'
 import { userInfo } from 'node:os'
 
-import { SsoError } from '@ssokit/core'
-import { Cookie, CookieJar } from 'tough-cookie'
-import writeFileAtomic from 'write-file-atomic'
+import { SsoError } from '@ssokit/core/errors'
+import type { Cookie, CookieJar } from 'tough-cookie'
+
+import { loadToughCookie, loadWriteFileAtomic } from '../lazy.js'
 
 /** How long a cookie without an expiry is written as valid: a Keycloak session's usual 10 h. */
 export const SESSION_COOKIE_LIFETIME_MS = 10 * 3600 * 1000
@@ -31,6 +32,7 @@ function bool(text: string | undefined): boolean {
 /** Reads a cookie file into a jar; expired cookies are left out. */
 export async function readCookieFile(path: string, now = Date.now()): Promise<CookieFile> {
   const text = await readFile(path, 'utf8')
+  const { Cookie, CookieJar } = await loadToughCookie()
   const jar = new CookieJar()
   let owner: string | undefined
   for (const raw of text.split(/\r?\n/)) {
@@ -160,6 +162,7 @@ export async function writeCookieFile(
     '',
   ]
   try {
+    const writeFileAtomic = await loadWriteFileAtomic()
     await writeFileAtomic(path, lines.join('\n'), { mode: 0o600, fsync: true })
   } catch (error) {
     throw new SsoError('credential_cache_unsafe', `The cookie file ${path} cannot be written.`, {

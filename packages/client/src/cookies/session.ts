@@ -4,8 +4,10 @@
  * Kerberos, and the jar keeps both the site's cookies and the provider's, so that the next site
  * behind the same provider signs in with the provider's session alone, without Kerberos.
  */
-import { SsoError } from '@ssokit/core'
-import { type Cookie, CookieJar } from 'tough-cookie'
+import { SsoError } from '@ssokit/core/errors'
+import type { Cookie, CookieJar } from 'tough-cookie'
+
+import { loadToughCookie } from '../lazy.js'
 
 import { checkEndpoint } from '../http.js'
 import { envLogger } from '../log.js'
@@ -48,7 +50,11 @@ interface Prepared {
   readonly context: (kerberos: boolean) => WalkContext
 }
 
-function prepare(options: CookieSessionOptions, expert: ClientExpertOptions): Prepared {
+function prepare(
+  options: CookieSessionOptions,
+  expert: ClientExpertOptions,
+  jar: CookieJar,
+): Prepared {
   // JavaScript callers may pass anything.
   if ((options.login as Partial<KerberosAuth> | undefined)?.kind !== 'kerberos') {
     fail(CALLER, 'login must be made by kerberos()', 'ERR_INVALID_ARG_TYPE')
@@ -57,7 +63,6 @@ function prepare(options: CookieSessionOptions, expert: ClientExpertOptions): Pr
   const env = expert.env ?? process.env
   const log = envLogger(env, expert.log)
   const fetchImpl = expert.fetch ?? navigationFetch
-  const jar = options.jar ?? new CookieJar()
   const auth = options.login.options
   return {
     context: (kerberos) => ({
@@ -110,7 +115,11 @@ export async function cookieSession(
 ): Promise<CookieSession> {
   const target = new URL(url)
   checkEndpoint(target, 'site')
-  const prepared = prepare(options, expert)
+  const prepared = prepare(
+    options,
+    expert,
+    options.jar ?? new (await loadToughCookie()).CookieJar(),
+  )
   const jar = prepared.context(false).jar
   const state = { principal: undefined as string | undefined }
   const end = await reach(prepared, target, state)

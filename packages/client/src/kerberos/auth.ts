@@ -3,7 +3,7 @@
  * (cookie-protected sites): whose credentials, which service principal, where one-time codes
  * come from.
  */
-import { SsoTypeError } from '@ssokit/core'
+import { SsoTypeError } from '@ssokit/core/errors'
 
 import type { OtpOptions } from './otp.js'
 import type { KerberosCredentials } from './spnego.js'

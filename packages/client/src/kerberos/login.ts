@@ -3,9 +3,9 @@
  * PKCE, `state` checked and the ID token validated): the authorization request, Keycloak's
  * pages walked with SPNEGO and one-time codes, the code exchanged at the token endpoint.
  */
-import { SsoError } from '@ssokit/core'
+import { SsoError } from '@ssokit/core/errors'
 import * as oauth from 'oauth4webapi'
-import { CookieJar } from 'tough-cookie'
+import { loadToughCookie } from '../lazy.js'
 
 import { rawJson } from '../client-credentials.js'
 import { acceptTokenResponse, type Credential } from '../credential.js'
@@ -93,7 +93,7 @@ async function runKerberosLogin(
   const end = await walk(
     {
       fetch: pages,
-      jar: new CookieJar(),
+      jar: new (await loadToughCookie()).CookieJar(),
       provider: new URL(provider.issuer),
       credentials: options,
       servicePrincipal: options.servicePrincipal,

@@ -8,8 +8,10 @@ import { execFile } from 'node:child_process'
 import { readFile, stat } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 
-import { SsoError } from '@ssokit/core'
-import { Secret, TOTP } from 'otpauth'
+import { SsoError } from '@ssokit/core/errors'
+import type { TOTP } from 'otpauth'
+
+import { loadOtpauth } from '../lazy.js'
 
 const PERIOD_MS = 30_000
 
@@ -157,10 +159,12 @@ function secretFileSource(file: string, runtime: OtpRuntime): Source {
           cause: error,
         })
       }
+      const otpauth = await loadOtpauth()
+      const { Secret, TOTP } = otpauth
       let totp: TOTP
       try {
         totp = text.startsWith('otpauth://')
-          ? totpFromUri(text)
+          ? totpFromUri(text, otpauth)
           : new TOTP({ secret: Secret.fromBase32(text.replace(/[\s=]/g, '').toUpperCase()) })
       } catch (cause) {
         throw new SsoError(
@@ -174,7 +178,7 @@ function secretFileSource(file: string, runtime: OtpRuntime): Source {
   }
 }
 
-function totpFromUri(uri: string): TOTP {
+function totpFromUri(uri: string, { Secret, TOTP }: typeof import('otpauth')): TOTP {
   const url = new URL(uri)
   const secret = url.searchParams.get('secret') ?? ''
   const digits = Number(url.searchParams.get('digits') ?? 6)

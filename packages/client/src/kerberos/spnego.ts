@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process'
 
-import { SsoError } from '@ssokit/core'
+import { SsoError } from '@ssokit/core/errors'
 
 interface KerberosClientContext {
   readonly username: string

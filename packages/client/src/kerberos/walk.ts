@@ -5,7 +5,7 @@
  * token, the one-time code form (`#kc-otp-login-form`), pages that post themselves (SAML,
  * form_post). Anything else the provider shows ends the walk with an error naming it.
  */
-import { SsoError } from '@ssokit/core'
+import { SsoError } from '@ssokit/core/errors'
 import type { CookieJar } from 'tough-cookie'
 
 import { checkEndpoint } from '../http.js'
