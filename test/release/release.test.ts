@@ -109,6 +109,8 @@ describe('release: packed tarballs installed outside the workspace', () => {
         '--no-audit',
         '--no-fund',
         '--prefer-offline',
+        // Without optional dependencies (the native kerberos module): all but Kerberos works.
+        '--omit=optional',
         ...tarballs,
         ...(await Promise.all(
           // ioredis, a peer of @ssokit/redis, too: npm would pick its newest release, whose
@@ -332,6 +334,52 @@ console.log(response.status, (await response.json()).subject)
     const stopped = await demo.exited
     assert.equal(stopped.code, 0, demo.output())
     assert.match(stopped.stdout, /Received SIGTERM, stopping\./)
+  })
+
+  it('says how to install the optional kerberos module when a Kerberos login needs it', async () => {
+    await assert.rejects(readFile(join(project, 'node_modules/kerberos/package.json')), {
+      code: 'ENOENT',
+    })
+    const idp = await startServer(
+      ssokit(),
+      ['idp', '--port', '0'],
+      project,
+      /realm ready at (\S+)\n/,
+    )
+    const login = await run(
+      'env',
+      [
+        `SSOKIT_HOME=${join(base, 'kerberos-home')}`,
+        ssokit(),
+        'token',
+        '--kerberos',
+        '--issuer',
+        idp.ready[1] ?? '',
+        '--client-id',
+        'demo-cli',
+      ],
+      project,
+    )
+    idp.child.kill('SIGTERM')
+    await idp.exited
+    assert.equal(login.code, 1, login.stderr)
+    assert.equal(login.stdout, '')
+    assert.match(login.stderr, /optional "kerberos" module: run `npm install kerberos`/)
+
+    await writeFile(
+      join(project, 'kerberos-realm.json'),
+      JSON.stringify({
+        users: [{ username: 'alice', password: 'alice' }],
+        kerberos: { keytab: 'http.keytab', realm: 'EXAMPLE.ORG' },
+      }),
+    )
+    const refused = await run(
+      ssokit(),
+      ['idp', '--port', '0', '--config', 'kerberos-realm.json'],
+      project,
+    )
+    assert.equal(refused.code, 1, refused.stderr)
+    assert.match(refused.stderr, /"kerberos" module is not installed: run `npm install kerberos`/)
   })
 
   it('type-checks a TypeScript consumer with nodenext and with bundler resolution', async () => {

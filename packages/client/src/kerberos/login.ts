@@ -18,6 +18,7 @@ import type { TokenSource } from '../token-source.js'
 import { checkKerberosOptions, type KerberosOptions } from './auth.js'
 import { navigationFetch } from './navigate.js'
 import { OtpSession } from './otp.js'
+import { kerberosModule } from './spnego.js'
 import { walk } from './walk.js'
 
 export interface KerberosLoginOptions extends LoginOptions, KerberosOptions {
@@ -64,6 +65,8 @@ async function runKerberosLogin(
   env: Readonly<Record<string, string | undefined>>,
   pages: typeof fetch,
 ): Promise<Credential> {
+  // Every such login needs the module: without it, say so before any page is asked for.
+  await kerberosModule()
   const { provider, key, runtime } = context
   const metadata = await provider.metadata()
   if (metadata.authorization_endpoint === undefined) {
