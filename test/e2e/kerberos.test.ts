@@ -815,6 +815,9 @@ describe('ssokit cookie behind ssokit proxy', () => {
     assert.equal(written.kerberos, true)
     assert.equal(idp.kerberosExchanges, exchanges + 1)
     assert.equal((await stat(file)).mode & 0o777, 0o600)
+    // The proxy's sign-in that found no provider session was finished with Kerberos, not left
+    // behind for a second one: no transaction cookie of an abandoned sign-in is in the file.
+    assert.doesNotMatch(await readFile(file, 'utf8'), /ssokit-tx-/)
 
     const seen = await curl(file, `${base}/reports/`)
     assert.equal(seen.status, 200)

@@ -91,7 +91,9 @@ async function reach(
 ): Promise<Extract<WalkEnd, { kind: 'page' }>> {
   const never = () => false
   let end = await walk(prepared.context(false), url, never, state)
-  if (end.kind === 'login_needed') end = await walk(prepared.context(true), url, never, state)
+  if (end.kind === 'login_needed') {
+    end = await walk(prepared.context(true), end.resume ?? url, never, state)
+  }
   if (end.kind !== 'page') {
     throw new SsoError(
       'login_page_unexpected',

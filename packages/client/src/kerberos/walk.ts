@@ -43,8 +43,12 @@ export type WalkEnd =
       readonly body: string
       readonly negotiated: boolean
     }
-  /** Kerberos would be needed, and `kerberos` was false. */
-  | { readonly kind: 'login_needed'; readonly url: URL }
+  /**
+   * Kerberos would be needed, and `kerberos` was false. `resume`: the provider page to go on
+   * from with Kerberos (a page that was loaded with GET), so the site's sign-in under way is
+   * finished rather than a second one started.
+   */
+  | { readonly kind: 'login_needed'; readonly url: URL; readonly resume: URL | undefined }
 
 interface Step {
   url: URL
@@ -87,6 +91,14 @@ function formStep(form: Form, page: URL, extra: Record<string, string>): Step {
   return form.method === 'post'
     ? { url: action, method: 'POST', body }
     : { url: new URL(`${action.origin}${action.pathname}?${body.toString()}`), method: 'GET' }
+}
+
+function loginNeeded(step: Step): WalkEnd {
+  return {
+    kind: 'login_needed',
+    url: step.url,
+    resume: step.method === 'GET' ? step.url : undefined,
+  }
 }
 
 /** Keycloak's consent page (`login-oauth-grant`: `#kc-oauth`, posting to `login-actions/consent`). */
@@ -170,7 +182,7 @@ export async function walk(
     const challenge = response.headers.get('www-authenticate') ?? ''
     if (response.status === 401 && onProvider && /^\s*Negotiate\b/i.test(challenge)) {
       await response.body?.cancel()
-      if (!context.kerberos) return { kind: 'login_needed', url }
+      if (!context.kerberos) return loginNeeded(step)
       if (step.authorization !== undefined) {
         throw new SsoError('kerberos_refused', 'The provider did not accept the Kerberos ticket.')
       }
@@ -196,7 +208,7 @@ export async function walk(
     const error = textOf(body, 'kc-error-message')
     const otpForm = formById(body, 'kc-otp-login-form')
     if (otpForm !== undefined) {
-      if (!context.kerberos) return { kind: 'login_needed', url }
+      if (!context.kerberos) return loginNeeded(step)
       if (context.otp.attempts > 0) refusedOtp = error
       const code = await context.otp.next(refusedOtp)
       context.log('debug', `submitting a one-time code (try ${context.otp.attempts})`)
@@ -205,7 +217,7 @@ export async function walk(
     }
     const kerberosLink = byId(body, 'social-kerberos')?.attributes.get('href')
     if (kerberosLink !== undefined && !kerberosLinkUsed && step.authorization === undefined) {
-      if (!context.kerberos) return { kind: 'login_needed', url }
+      if (!context.kerberos) return loginNeeded(step)
       kerberosLinkUsed = true
       step = { url: new URL(kerberosLink, url), method: 'GET' }
       continue
@@ -234,7 +246,7 @@ export async function walk(
       )
     }
     if (byId(body, 'kc-form-login') !== undefined) {
-      if (!context.kerberos) return { kind: 'login_needed', url }
+      if (!context.kerberos) return loginNeeded(step)
       throw unexpected(
         kerberosLinkUsed
           ? 'The provider shows its password form again after Kerberos'
