@@ -25,10 +25,11 @@ Prints a valid access token on stdout and nothing else, from the credential cach
 fresh, else from the provider:
 - with a client secret: the client's own token (client credentials grant); with --cern from
   CERN's api-access endpoint, which honours --audience;
-- without one (a public client), or with --device or --browser: the user's token from
-  \`ssokit login\`, refreshed with its refresh token. When there is none and stderr is a
-  terminal, it logs you in first (the device flow unless --browser); in a script without a
-  terminal it fails with "login required" instead of waiting.
+- without one (a public client), or with --device, --browser or --kerberos: the user's token
+  from \`ssokit login\`, refreshed with its refresh token. When there is none, --kerberos logs
+  you in with your ticket (kinit) at once; otherwise, when stderr is a terminal, it logs you in
+  first (the device flow unless --browser); in a script without a terminal it fails with
+  "login required" instead of waiting.
 
 Options:
   --client-id <id>            The client (application) id
@@ -41,6 +42,9 @@ Options:
   --client-secret-stdin       Read the client secret from standard input
                               (default: SSOKIT_CLIENT_SECRET, else OIDC_CLIENT_SECRET)
   --device, --browser         Log in this way when a login is needed (default: --device)
+  --kerberos                  ... or with your Kerberos ticket, no browser: takes
+                              --redirect-uri and the Kerberos and one-time code options
+                              (see ssokit login --help)
   --json                      Print {"access_token", "token_type", "expires_at", ...} instead
   --decode                    Print the token's claims (read, not verified) instead
   -h, --help                  Show this help
@@ -53,7 +57,8 @@ Examples:
   curl -H "Authorization: Bearer $(ssokit token --cern --client-id my-app --audience my-api)" \\
     https://my-api.cern.ch/items
   ssokit token --issuer http://localhost:4000/auth/realms/dev --client-id demo-app --decode
-  ssokit token --issuer http://localhost:4000/auth/realms/dev --client-id demo-cli   # a login`
+  ssokit token --issuer http://localhost:4000/auth/realms/dev --client-id demo-cli   # a login
+  ssokit token --kerberos --cern --client-id my-public-client`
 
 function textOption(): ValueOption<string> {
   return {
