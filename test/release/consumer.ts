@@ -57,6 +57,7 @@ import { RedisSessionStore } from '@ssokit/redis'
 import { startIdp } from '@ssokit/idp'
 import { COMMANDS, parseOptions, portOption } from '@ssokit/cli'
 import { authFetch, clientCredentials, exchange, type TokenSource } from '@ssokit/client'
+import { createSamlAuth, type SamlAuth } from '@ssokit/saml'
 
 const auth = createBearerAuthenticator({
   issuer: 'https://auth.example.org/auth/realms/example',
@@ -123,6 +124,28 @@ const source: TokenSource = clientCredentials({
 const other: TokenSource = exchange(source, { audience: 'third-api', refreshable: true })
 const call: (url: string) => Promise<Response> = authFetch(other)
 void call
+
+const saml: SamlAuth = createSamlAuth({
+  publicUrl: 'https://app.example.org',
+  secret: 'a session secret of at least thirty-two characters',
+  entityId: 'https://app.example.org/sp',
+  idp: { url: 'https://mds.federation.example/aggregate.xml', entityId: 'https://idp.example.org' },
+  attributes: { roles: 'entitlement' },
+  store: new MemorySessionStore(),
+})
+const metadataUrl: string = saml.metadataUrl
+// @ts-expect-error the IdP metadata source is required
+const noIdp: SamlAuth = createSamlAuth({ publicUrl: 'https://app.example.org', secret: 's', entityId: 'e' })
+createServer(
+  withAuth(
+    (_req, res, identity) => {
+      res.end(identity.username)
+    },
+    { auth: saml },
+  ),
+)
+void metadataUrl
+void noIdp
 
 const values = parseOptions('serve', ['--port', '8080'], { port: portOption() })
 const port: number | undefined = values.port

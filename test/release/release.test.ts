@@ -17,6 +17,7 @@ import {
   TYPESCRIPT_CONSUMER,
 } from './consumer.js'
 import { killAll, run, startServer, type Finished } from './processes.js'
+import { selfSignedCertificate } from '../support/tls.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const TSC = join(ROOT, 'node_modules/typescript/bin/tsc')
@@ -380,6 +381,54 @@ console.log(response.status, (await response.json()).subject)
     )
     assert.equal(refused.code, 1, refused.stderr)
     assert.match(refused.stderr, /"kerberos" module is not installed: run `npm install kerberos`/)
+  })
+
+  it('runs ssokit proxy with SAML sign-in, loading @ssokit/saml (its optional peer) from the tarball', async () => {
+    const idp = await selfSignedCertificate(['idp.example.org'])
+    const sp = await selfSignedCertificate(['app.example.org'])
+    const body = (pem: string) => pem.replace(/-----[A-Z ]+-----|\s/g, '')
+    await writeFile(
+      join(project, 'idp.xml'),
+      `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="https://idp.example.org/idp"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>${body(idp.cert)}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example.org/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>`,
+    )
+    await writeFile(join(project, 'sp-cert.pem'), sp.cert)
+    await writeFile(join(project, 'sp-key.pem'), sp.key)
+    const proxy = await startServer(
+      ssokit(),
+      [
+        'proxy',
+        '--upstream',
+        'http://127.0.0.1:9',
+        '--public-url',
+        'http://localhost:4180',
+        '--port',
+        '0',
+        '--saml-idp-metadata',
+        'idp.xml',
+        '--saml-entity-id',
+        'https://app.example.org/sp',
+        '--saml-cert-file',
+        'sp-cert.pem',
+        '--saml-key-file',
+        'sp-key.pem',
+      ],
+      project,
+      /listening on (\S+),[\s\S]*Endpoints/,
+    )
+    const url = proxy.ready[1] ?? ''
+    const metadata = await fetch(`${url}/_ssokit/saml/metadata`)
+    assert.equal(metadata.status, 200, proxy.output())
+    const xml = await metadata.text()
+    assert.match(xml, /entityID="https:\/\/app\.example\.org\/sp"/)
+    assert.ok(xml.includes(body(sp.cert)), 'the SP certificate is published')
+    const login = await fetch(`${url}/_ssokit/login?returnTo=/`, { redirect: 'manual' })
+    assert.equal(login.status, 302, proxy.output())
+    assert.match(
+      login.headers.get('location') ?? '',
+      /^https:\/\/idp\.example\.org\/sso\?SAMLRequest=/,
+    )
+    proxy.child.kill('SIGTERM')
+    assert.equal((await proxy.exited).code, 0, proxy.output())
   })
 
   it('type-checks a TypeScript consumer with nodenext and with bundler resolution', async () => {
