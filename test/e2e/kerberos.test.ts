@@ -434,6 +434,14 @@ describe('client: cookieSession and cookie files', () => {
     const text = await (await import('node:fs/promises')).readFile(file, 'utf8')
     assert.match(text, /^#HttpOnly_localhost\tFALSE\t\//m)
     assert.match(text, /^# ssokit-owner: alice@SSOKIT.TEST$/m)
+    // Every cookie, session cookies too, has an expiry: curl drops none and readers agree.
+    const lines = text.split('\n').filter((l) => l !== '' && !/^#(?!HttpOnly_)/.test(l))
+    assert.ok(lines.length > 0)
+    for (const line of lines) {
+      const fields = line.split('\t')
+      assert.equal(fields.length, 7, line)
+      assert.ok(Number.isInteger(Number(fields[4])) && Number(fields[4]) > 0, line)
+    }
     const { mode } = await (await import('node:fs/promises')).stat(file)
     assert.equal(mode & 0o777, 0o600)
 
@@ -588,6 +596,11 @@ function onTerminal(command: string, env: Record<string, string>) {
     type(line: string) {
       child.stdin.write(`${line}\r`)
     },
+    /** Ends the terminal if the command still runs (a failed test): its processes get SIGHUP. */
+    stop() {
+      if (child.exitCode === null) child.kill('SIGTERM')
+      child.stdin.end()
+    },
     /** Resolves when the terminal shows `pattern`; rejects if the command ends first. */
     waitFor(pattern: RegExp): Promise<void> {
       return new Promise((resolve, reject) => {
@@ -673,11 +686,15 @@ describe('CLI: ssokit token --kerberos, ssokit cookie, ssokit status', () => {
       KRB5CCNAME: dave,
       SSOKIT_HOME: tempDir('ssokit-krb-prompt-'),
     })
-    await terminal.waitFor(/One-time code: /)
-    terminal.type('000000')
-    await terminal.waitFor(/One-time code \(try 2\): /)
-    terminal.type(totp())
-    assert.equal(await terminal.exitCode, 0, terminal.output())
+    try {
+      await terminal.waitFor(/One-time code: /)
+      terminal.type('000000')
+      await terminal.waitFor(/One-time code \(try 2\): /)
+      terminal.type(totp())
+      assert.equal(await terminal.exitCode, 0, terminal.output())
+    } finally {
+      terminal.stop()
+    }
     const printed = await readFile(out, 'utf8')
     assert.doesNotMatch(printed, /One-time code/)
     const decoded = JSON.parse(printed) as { payload: { preferred_username: string } }
