@@ -507,6 +507,34 @@ describe('client: cookieSession and cookie files', () => {
     }
   })
 
+  it('signs in with Kerberos again only when the provider session has ended too', async () => {
+    const app = apps[0]
+    assert.ok(app)
+    const session = await cookieSession(`${app.url}/admin`, {
+      issuer: idp.issuer,
+      login: kerberosAuth({ ccache: aliceCache }),
+    })
+    assert.equal(session.status, 200)
+    // Sign out at the site, which signs out at the provider too (RP-initiated logout).
+    const out = await session.fetch(`${app.url}/auth/logout`, {
+      method: 'POST',
+      headers: { origin: app.url },
+    })
+    await out.body?.cancel()
+    assert.equal(out.status, 302)
+    const endSession = new URL(out.headers.get('location') ?? '')
+    assert.ok(endSession.href.startsWith(`${idp.issuer}/protocol/openid-connect/logout`))
+    const signedOut = await session.fetch(endSession)
+    assert.equal(signedOut.status, 200)
+    assert.match(await signedOut.text(), /Hello, World!/, "back on the site's home page")
+
+    const exchanges = idp.kerberosExchanges
+    const again = await session.fetch(`${app.url}/admin`)
+    assert.equal(again.status, 200)
+    assert.match(await again.text(), /alice/)
+    assert.equal(idp.kerberosExchanges, exchanges + 1)
+  })
+
   it("refuses to overwrite another principal's cookie file without force", async () => {
     const file = join(dir, 'theirs.txt')
     const session = await cookieSession(`${apps[0]?.url ?? ''}/admin`, {
