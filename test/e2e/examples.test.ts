@@ -7,13 +7,20 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 
 import { CookieJar, startIdp, type RunningIdp } from '@ssokit/idp'
+import type { Browser } from 'playwright-core'
+
+import {
+  approveDeviceInChromium,
+  browserSignIn,
+  launchChromium,
+} from '../../packages/client/test/chromium.js'
 import { freePort } from '../support/redis.js'
 import { finishLogin } from '../support/session-redis.js'
 
@@ -217,5 +224,184 @@ describe('examples/legacy-flask: a Shibboleth/ADFS-era Flask app behind ssokit p
       if (flask.child.exitCode === null) await once(flask.child, 'exit')
     }
     for (const port of Object.values(flask.ports)) assert.ok(await closed(port), `${port} open`)
+  })
+})
+
+/** A code block of the docs marked `<!-- tested: KIND [device|browser] expect=TEXT [env=K=V] -->`. */
+interface DocBlock {
+  readonly where: string
+  readonly kind: 'shell' | 'node' | 'python'
+  readonly login: 'device' | 'browser' | undefined
+  readonly expect: string
+  readonly env: Record<string, string>
+  readonly code: string
+}
+
+async function docBlocks(file: string): Promise<DocBlock[]> {
+  const text = await readFile(join(root, file), 'utf8')
+  const blocks: DocBlock[] = []
+  for (const match of text.matchAll(/<!-- tested: ([^>]*?) -->\s*\n```\w*\n([\s\S]*?)```/g)) {
+    const [, marker = '', code = ''] = match
+    const [kind, ...words] = marker.split(' ')
+    assert.ok(kind === 'shell' || kind === 'node' || kind === 'python', `${file}: ${marker}`)
+    const value = (name: string) =>
+      words.filter((w) => w.startsWith(`${name}=`)).map((w) => w.slice(name.length + 1))
+    const env = Object.fromEntries(
+      value('env').map((pair) => pair.split('=', 2) as [string, string]),
+    )
+    blocks.push({
+      where: `${file}: ${marker}`,
+      kind,
+      login: words.includes('device')
+        ? 'device'
+        : words.includes('browser')
+          ? 'browser'
+          : undefined,
+      expect: value('expect')[0] ?? '',
+      env,
+      code,
+    })
+  }
+  return blocks
+}
+
+describe('the quick starts of docs/client.md and docs/cli.md, run as written against ssokit demo', () => {
+  const main = join(root, 'packages/cli/src/main.ts')
+  let demo: ChildProcess
+  let idpOrigin: string
+  let appUrl: string
+  let bin: string
+  let browser: Browser
+  let scripts: string
+
+  before(async () => {
+    bin = await mkdtemp(join(tmpdir(), 'ssokit-docs-bin-'))
+    // Scripts that import @ssokit/client must sit inside the repository to resolve it.
+    scripts = await mkdtemp(join(root, 'node_modules', '.ssokit-docs-'))
+    await writeFile(
+      join(bin, 'ssokit'),
+      `#!/bin/sh\nexec "${process.execPath}" --conditions=source --import tsx "${main}" "$@"\n`,
+      { mode: 0o755 },
+    )
+    browser = await launchChromium()
+    demo = spawn(
+      process.execPath,
+      [
+        '--conditions=source',
+        '--import',
+        'tsx',
+        main,
+        'demo',
+        '--idp-port',
+        '0',
+        '--app-port',
+        '0',
+      ],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    running.add(demo)
+    let banner = ''
+    await new Promise<void>((resolve, reject) => {
+      demo.stdout?.on('data', (d: Buffer) => {
+        banner += d.toString()
+        const app = /Application +(http:\/\/localhost:\d+)/.exec(banner)?.[1]
+        const idpUrl = /Identity provider +(http:\/\/127\.0\.0\.1:\d+)\//.exec(banner)?.[1]
+        if (app !== undefined && idpUrl !== undefined) {
+          appUrl = app
+          idpOrigin = idpUrl
+          resolve()
+        }
+      })
+      demo.once('exit', (code) => {
+        reject(new Error(`ssokit demo exited with ${String(code)}: ${banner}`))
+      })
+    })
+  })
+  after(async () => {
+    demo.kill('SIGTERM')
+    if (demo.exitCode === null) await once(demo, 'exit')
+    running.delete(demo)
+    await browser.close()
+    await rm(bin, { recursive: true, force: true })
+    await rm(scripts, { recursive: true, force: true })
+  })
+
+  async function runBlock(block: DocBlock, home: string): Promise<string> {
+    const code = block.code
+      .replaceAll('http://127.0.0.1:4000', idpOrigin)
+      .replaceAll('http://localhost:3000', appUrl)
+    const file = join(
+      scripts,
+      `block-${blocks.indexOf(block)}.${block.kind === 'shell' ? 'sh' : block.kind === 'node' ? 'mjs' : 'py'}`,
+    )
+    await writeFile(file, code)
+    const [command, args] =
+      block.kind === 'shell'
+        ? ['bash', ['-e', file]]
+        : block.kind === 'node'
+          ? [process.execPath, ['--conditions=source', '--import', 'tsx', file]]
+          : ['python3', [file]]
+    // Nothing of this machine's provider settings: only what the block itself says.
+    const inherited = Object.entries(process.env).filter(
+      ([name]) => !['SSOKIT_CLIENT_SECRET', 'OIDC_CLIENT_SECRET', 'OIDC_ISSUER'].includes(name),
+    )
+    const env: NodeJS.ProcessEnv = {
+      ...Object.fromEntries(inherited),
+      ...block.env,
+      SSOKIT_HOME: home,
+      PATH: `${bin}:${process.env.PATH ?? ''}`,
+    }
+    const child = spawn(command, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    running.add(child)
+    let stdout = ''
+    let stderr = ''
+    let signingIn: Promise<unknown> | undefined
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString()
+      if (signingIn !== undefined) return
+      const alice = { username: 'alice', password: 'alice' }
+      const device = /Or open (\S+)/.exec(stderr)?.[1]
+      const page = /open this URL in a browser on this machine:\n(\S+)/.exec(stderr)?.[1]
+      if (block.login === 'device' && device !== undefined) {
+        signingIn = approveDeviceInChromium(browser, device, alice)
+      } else if (block.login === 'browser' && page !== undefined) {
+        signingIn = browserSignIn(browser, page, alice)
+      }
+    })
+    const [status] = (await once(child, 'close')) as [number | null]
+    running.delete(child)
+    await signingIn
+    assert.equal(status, 0, `${block.where}\n${stderr}`)
+    if (block.login !== undefined) assert.ok(signingIn, `${block.where}: no sign-in was asked for`)
+    return stdout
+  }
+
+  let blocks: DocBlock[] = []
+  it('marks the quick starts of both documents as tested', async () => {
+    const client = await docBlocks('docs/client.md')
+    const cli = await docBlocks('docs/cli.md')
+    blocks = [...client, ...cli]
+    assert.deepEqual(
+      client.map((b) => `${b.kind} ${b.login ?? ''}`),
+      ['node ', 'node device', 'python '],
+    )
+    assert.deepEqual(
+      cli.map((b) => `${b.kind} ${b.login ?? ''}`),
+      ['shell ', 'shell device', 'shell browser'],
+    )
+  })
+
+  it('each quick start calls the protected API of the demo and gets the expected identity', async () => {
+    assert.ok(blocks.length > 0)
+    for (const block of blocks) {
+      const home = await mkdtemp(join(tmpdir(), 'ssokit-docs-home-'))
+      try {
+        const stdout = await runBlock(block, home)
+        assert.ok(stdout.includes(block.expect), `${block.where} printed:\n${stdout}`)
+      } finally {
+        await rm(home, { recursive: true, force: true })
+      }
+    }
   })
 })

@@ -3,7 +3,13 @@ import { DEFAULT_IDP_CONFIG, resolveIdpConfig } from '@ssokit/idp'
 import { UsageError, type Command } from '../errors.js'
 import { parseOptions, pathOption, portOption, urlOption } from '../options.js'
 import { writePidFile } from '../pid-file.js'
-import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, redactUrl, startDemo } from '../demo/index.js'
+import {
+  DEMO_CLI_CLIENT_ID,
+  DEMO_CLIENT_ID,
+  DEMO_CLIENT_SECRET,
+  redactUrl,
+  startDemo,
+} from '../demo/index.js'
 
 const help = `Usage: ssokit demo [options]
 
@@ -95,6 +101,9 @@ export const command: Command = {
         'Or with ssokit token, which caches and renews it:',
         `  export SSOKIT_CLIENT_SECRET=${DEMO_CLIENT_SECRET}`,
         `  curl -H "Authorization: Bearer $(ssokit token --issuer ${idp.issuer} --client-id ${DEMO_CLIENT_ID})" ${app.url}/api/whoami`,
+        `As yourself (alice / alice): log in once with the device flow, then the same call:`,
+        `  ssokit login --issuer ${idp.issuer} --client-id ${DEMO_CLI_CLIENT_ID}`,
+        `  curl -H "Authorization: Bearer $(ssokit token --issuer ${idp.issuer} --client-id ${DEMO_CLI_CLIENT_ID})" ${app.url}/api/whoami`,
         ...(krbRealm === undefined
           ? []
           : [

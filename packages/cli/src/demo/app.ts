@@ -29,6 +29,8 @@ import {
 /** The `demo-app` client of the development provider's built-in realm. */
 export const DEMO_CLIENT_ID = 'demo-app'
 export const DEMO_CLIENT_SECRET = 'demo-app-secret'
+/** The demo realm's public client for `ssokit login`. */
+export const DEMO_CLI_CLIENT_ID = 'demo-cli'
 
 /**
  * DEMO ONLY. A session secret written in the source is public: anyone can forge this app's
@@ -137,6 +139,9 @@ export async function startDemoApp(options: DemoAppOptions): Promise<RunningDemo
       clientSecret: DEMO_CLIENT_SECRET,
       publicUrl,
       secret: DEMO_SESSION_SECRET,
+      // The API also takes the tokens of the realm's own command-line client, as a Keycloak
+      // audience mapper on demo-cli would arrange: `ssokit login --client-id demo-cli` then works.
+      bearer: { audience: [DEMO_CLIENT_ID, DEMO_CLI_CLIENT_ID] },
       ...(options.store === undefined ? {} : { store: options.store }),
       // Plain http is allowed for a localhost publicUrl only; a real deployment uses https.
       cookies: { insecureHttpForLocalhost: publicUrl.startsWith('http:') },

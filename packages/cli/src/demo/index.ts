@@ -9,7 +9,7 @@ import { assertLocalhostFree, listenFailure } from '../listen.js'
 import { startDemoApp, type RunningDemoApp } from './app.js'
 import { redactUrl } from '../redact.js'
 
-export { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, startDemoApp } from './app.js'
+export { DEMO_CLI_CLIENT_ID, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, startDemoApp } from './app.js'
 export type { DemoAppOptions, RunningDemoApp } from './app.js'
 
 export interface DemoOptions {
