@@ -18,6 +18,7 @@ needed=(
   "/usr/bin/make:build-essential"
   "/usr/bin/python3:python3"
   "/usr/bin/curl:curl"
+  "/usr/bin/script:bsdutils"
   "/usr/bin/uwsgi:uwsgi"
   "/usr/bin/uwsgi_python311:uwsgi-plugin-python3"
   "/usr/bin/php:php-cli"

@@ -1,7 +1,10 @@
 /**
  * Kerberos single sign-on against a real MIT KDC started once for this file: its own realm on
- * 127.0.0.1, principals for two users and HTTP/localhost, tickets from kinit, and the idp
- * accepting SPNEGO with the KDC's keytab.
+ * 127.0.0.1, principals for the users and HTTP/localhost, tickets from kinit, and the idp
+ * accepting SPNEGO with the KDC's keytab. Tokens and cookie files through the library and the
+ * `ssokit` command in child processes; cookie files read by the real curl, in front of the demo
+ * app and of `ssokit proxy` with a Python app under uWSGI; the one-time code prompt on a real
+ * terminal (util-linux `script`).
  */
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
@@ -20,7 +23,7 @@ import { MemorySessionStore, SsoError } from '@ssokit/core'
 import { CookieJar, startIdp, type IdpConfig, type RunningIdp } from '@ssokit/idp'
 import { loadProxyConfig, startProxy, type RunningProxy } from '@ssokit/proxy'
 import { execFile, spawn } from 'node:child_process'
-import { readFile, stat } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startDemo, startDemoApp, type RunningDemoApp } from '../../packages/cli/src/demo/index.js'
 import { startKdc, type RunningKdc } from '../support/kdc.js'
@@ -42,9 +45,10 @@ function realmConfig(): IdpConfig {
       { username: 'alice', password: 'alice', roles: { '*': ['admin'] } },
       { username: 'bob', password: 'bob', otp_secret: OTP_SECRET },
       // Codes are single-use per user: the idp's own tests use carol, the client's bob, the
-      // terminal prompt's dave.
+      // terminal prompt's dave, the secret file's erin.
       { username: 'carol', password: 'carol', otp_secret: OTP_SECRET },
       { username: 'dave', password: 'dave', otp_secret: OTP_SECRET },
+      { username: 'erin', password: 'erin', otp_secret: OTP_SECRET },
       { username: 'robot', password: 'robot' },
     ],
     clients: [
@@ -134,6 +138,7 @@ before(async () => {
       { name: 'bob', password: 'bob-pw' },
       { name: 'robot', password: 'robot-pw' },
       { name: 'dave', password: 'dave-pw' },
+      { name: 'erin', password: 'erin-pw' },
       // Its tickets live two seconds at most, for the expired-ticket test.
       { name: 'brief', password: 'brief-pw', maxLife: '2s' },
     ],
@@ -727,6 +732,22 @@ describe('CLI: ssokit token --kerberos, ssokit cookie, ssokit status', () => {
     assert.doesNotMatch(printed, /One-time code/)
     const decoded = JSON.parse(printed) as { payload: { preferred_username: string } }
     assert.equal(decoded.payload.preferred_username, 'dave')
+  })
+
+  it('takes the one-time code from a TOTP secret file (0600) for a two-factor user', async () => {
+    const erin = await kdc.kinit('erin', 'erin-pw')
+    const secretFile = join(home, 'erin-totp')
+    await writeFile(secretFile, `${OTP_SECRET}\n`, { mode: 0o600 })
+    const result = await ssokit(
+      [
+        ...['token', '--kerberos', '--issuer', idp.issuer, '--client-id', 'cli'],
+        ...['--redirect-uri', REDIRECT, '--otp-secret-file', secretFile, '--decode'],
+      ],
+      { KRB5CCNAME: erin, SSOKIT_HOME: tempDir('ssokit-krb-otpfile-') },
+    )
+    assert.equal(result.code, 0, result.stderr)
+    const decoded = JSON.parse(result.stdout) as { payload: { preferred_username: string } }
+    assert.equal(decoded.payload.preferred_username, 'erin')
   })
 
   it('without a terminal and without a code source, fails at once naming the options', async () => {
