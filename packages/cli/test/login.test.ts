@@ -158,6 +158,29 @@ describe('ssokit login, and ssokit token with the login', () => {
     assert.deepEqual(JSON.parse(status.stdout), [])
   })
 
+  it("ssokit token during another process's device login says so at once, naming its pid; after it, uses its login", async () => {
+    const env = { SSOKIT_HOME: join(dir, 'concurrent') }
+    const args = ['--issuer', idp.issuer, '--client-id', 'demo-cli']
+    const login = start(['login', ...args, '--qr'], env)
+    const [, complete] = await login.stderrMatch(/Or open (\S+) or scan this QR code:\n/)
+    // The login holds the credential's lock while it waits for the user.
+    const waiting = await run(['token', ...args], env)
+    assert.equal(waiting.code, 1)
+    assert.equal(waiting.stdout, '')
+    assert.match(
+      waiting.stderr,
+      new RegExp(
+        `^ssokit: Another login for this credential is in progress \\(process ${String(login.child.pid)}\\)`,
+      ),
+    )
+    await approveDeviceInChromium(browser, complete ?? '', { username: 'alice', password: 'alice' })
+    const finished = await login.done
+    assert.equal(finished.code, 0, finished.stderr)
+    const token = await run(['token', ...args], env)
+    assert.equal(token.code, 0, token.stderr)
+    assert.equal(payload(token.stdout.trim()).sub, 'alice')
+  })
+
   it('refuses two login methods, --audience with a login, and a secret on the command line', async () => {
     const base = ['--issuer', idp.issuer, '--client-id', 'demo-cli']
     const both = await run(['login', ...base, '--device', '--browser'], {})

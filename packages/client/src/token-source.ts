@@ -211,7 +211,11 @@ export class ManagedSource implements TokenSource {
       }
     }
     log('debug', `requesting a new access token for ${key.clientId}`)
-    if (grant.interactive === true) return grant.obtain(key, clock())
+    if (grant.interactive === true) {
+      // The lock is now held while a person logs in: other processes are told so.
+      await cache?.markLogin(key)
+      return grant.obtain(key, clock())
+    }
     return this.#retrying(() => grant.obtain(key, clock()))
   }
 

@@ -44,7 +44,12 @@ const DEVICE_ANSWER = {
   expires_in: 600,
 }
 
-/** A provider whose device endpoint answers `device` and whose token endpoint plays `polls`. */
+/**
+ * A provider whose device endpoint answers `device` and whose token endpoint plays `polls`.
+ * A stand-in only for what the idp cannot be made to answer: oidc-provider defines `slow_down`
+ * but never sends it (however fast it is polled), always sends an `interval`, and does not drop
+ * connections. Approval, refusal and expiry are tested against the idp further down.
+ */
 async function deviceFixture(
   device: Record<string, unknown>,
   polls: (number | Record<string, unknown> | 'drop')[],

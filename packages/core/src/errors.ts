@@ -59,6 +59,8 @@ export const ERROR_STATUS = {
   login_timeout: 401,
   /** An interactive login was cancelled by its `AbortSignal` (Ctrl-C in the CLI): 401. */
   login_cancelled: 401,
+  /** Another process holds the credential's lock while its user logs in (the CLI names its pid): 409. */
+  login_in_progress: 409,
   /** The token endpoint answered something that is not a usable token (no access token, wrong type, wrong audience): 502. */
   token_response_invalid: 502,
   /** A provider endpoint is plain `http` on a host other than loopback: 502, nothing is sent to it. */

@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto'
 import { constants, promises as fs } from 'node:fs'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 import { SsoError } from '@ssokit/core/errors'
 
@@ -25,6 +26,27 @@ const SUFFIX = '.json'
 
 /** A lock older than this is taken over: its process died without releasing it. */
 const STALE_LOCK_MS = 20_000
+/** Tries at taking a held lock, and the waits between them (about 40 s in all). */
+const LOCK_ATTEMPTS = 200
+const LOCK_FIRST_WAIT_MS = 20
+const LOCK_MAX_WAIT_MS = 200
+/** Beside `<file>`: who holds its lock (`{ pid, purpose }`), no secret. */
+const HOLDER_SUFFIX = '.holder'
+
+interface LockHolder {
+  readonly pid: number
+  readonly purpose: 'renewal' | 'login'
+}
+
+/** Whether a process runs (one of another user's counts: `EPERM`). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
 
 export interface CachedEntry {
   readonly file: string
@@ -245,30 +267,92 @@ export class CredentialCache {
 
   /**
    * Runs `task` holding the key's lock, across processes. A lock left by a process that died is
-   * taken over after `STALE_LOCK_MS`.
+   * taken over after `STALE_LOCK_MS`. While it is held, `<file>.holder` names this process and
+   * what it is doing, so that another one kept waiting can say why.
    */
   async withLock<T>(key: CredentialKey, task: () => Promise<T>): Promise<T> {
     await this.ready()
     const path = this.pathOf(key)
-    let release: () => Promise<void>
+    const release = await this.#acquire(path)
     try {
-      const { lock } = await loadLockfile()
-      release = await lock(path, {
-        realpath: false,
-        lockfilePath: `${path}.lock`,
-        stale: STALE_LOCK_MS,
-        retries: { retries: 200, factor: 1.2, minTimeout: 20, maxTimeout: 200 },
-        onCompromised: () => {
-          this.#log('warning', `the lock of ${path} was taken over by another process`)
-        },
-      })
-    } catch (error) {
-      throw unsafe(`The credential file ${path} stays locked by another process.`, error)
-    }
-    try {
+      await this.#writeHolder(path, 'renewal')
       return await task()
     } finally {
+      await fs.rm(`${path}${HOLDER_SUFFIX}`, { force: true }).catch(() => undefined)
       await release().catch(() => undefined)
+    }
+  }
+
+  /** Notes that the lock of `key`, held by this process, now waits on a person logging in. */
+  async markLogin(key: CredentialKey): Promise<void> {
+    await this.#writeHolder(this.pathOf(key), 'login')
+  }
+
+  async #acquire(path: string): Promise<() => Promise<void>> {
+    const { lock } = await loadLockfile()
+    let wait = LOCK_FIRST_WAIT_MS
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await lock(path, {
+          realpath: false,
+          lockfilePath: `${path}.lock`,
+          stale: STALE_LOCK_MS,
+          onCompromised: () => {
+            this.#log('warning', `the lock of ${path} was taken over by another process`)
+          },
+        })
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ELOCKED' || attempt >= LOCK_ATTEMPTS) {
+          throw unsafe(`The credential file ${path} stays locked by another process.`, error)
+        }
+      }
+      // A renewal takes a moment and is worth waiting for; a login waits on a person, for
+      // minutes: say so at once instead of failing on a timeout later.
+      const holder = await this.#readHolder(path)
+      if (holder?.purpose === 'login' && holder.pid !== process.pid && isAlive(holder.pid)) {
+        throw new SsoError(
+          'login_in_progress',
+          `Another login for this credential is in progress (process ${holder.pid}): finish it there, or wait for it to end, then try again.`,
+        )
+      }
+      await sleep(wait)
+      wait = Math.min(LOCK_MAX_WAIT_MS, wait * 1.2)
+    }
+  }
+
+  async #writeHolder(path: string, purpose: LockHolder['purpose']): Promise<void> {
+    const holder: LockHolder = { pid: process.pid, purpose }
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW
+    try {
+      const handle = await fs.open(`${path}${HOLDER_SUFFIX}`, flags, FILE_MODE)
+      try {
+        await handle.writeFile(JSON.stringify(holder))
+      } finally {
+        await handle.close()
+      }
+    } catch (error) {
+      // Only a better message depends on it: the lock itself is what protects the file.
+      this.#log('debug', `the lock holder note of ${path} was not written: ${String(error)}`)
+    }
+  }
+
+  async #readHolder(path: string): Promise<LockHolder | undefined> {
+    try {
+      const handle = await fs.open(
+        `${path}${HOLDER_SUFFIX}`,
+        constants.O_RDONLY | constants.O_NOFOLLOW,
+      )
+      try {
+        const value: unknown = JSON.parse(await handle.readFile('utf8'))
+        if (typeof value !== 'object' || value === null) return undefined
+        const { pid, purpose } = value as Record<string, unknown>
+        if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) return undefined
+        return purpose === 'login' || purpose === 'renewal' ? { pid, purpose } : undefined
+      } finally {
+        await handle.close()
+      }
+    } catch {
+      return undefined
     }
   }
 }
