@@ -1,9 +1,13 @@
 /**
- * The signed identity assertion: a short-lived JWT the proxy signs for every authenticated
- * request, so the application can check that its identity headers came through the proxy and
- * not around it. Its keys are published at `<prefix>/jwks`.
+ * The signed identity assertion: a short-lived JWT the proxy signs for authenticated requests,
+ * so the application can check that its identity headers came through the proxy and not around
+ * it. Its keys are published at `<prefix>/jwks`.
+ *
+ * Signing is the most expensive step of a request that is otherwise a cache hit, so one signed
+ * assertion serves every request of the same identity for the first part of its lifetime: it is
+ * cached under a hash of exactly the claims it carries, so any change of identity signs anew.
  */
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type { Identity } from '@ssokit/core'
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose'
 
@@ -11,6 +15,13 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'j
 export const ASSERTION_TYPE = 'ssokit-identity+jwt'
 /** Seconds an assertion is valid. */
 export const ASSERTION_LIFETIME_S = 60
+/**
+ * Seconds an assertion is sent again to requests of the same identity: an application always
+ * receives one with at least `ASSERTION_LIFETIME_S - ASSERTION_REUSE_S` (45) seconds left.
+ */
+export const ASSERTION_REUSE_S = 15
+/** Identities whose assertion is kept; the oldest is dropped first. */
+const CACHE_SIZE = 4096
 const ALGORITHM = 'ES256'
 /** Characters of roles in an assertion: with the headers, well inside a 4 KiB upstream buffer. */
 const MAX_ROLES_CHARS = 512
@@ -20,21 +31,64 @@ export interface AssertionSigner {
   readonly jwks: { readonly keys: readonly JWK[] }
 }
 
+/** The private key that signs, with its published public half. */
+export interface AssertionKey {
+  readonly privateKey: CryptoKey
+  /** The public JWK with its `kid`, `alg` and `use`. */
+  readonly publicJwk: JWK
+}
+
+/** A key pair made at start-up, lasting as long as the process. */
+export async function ephemeralAssertionKey(): Promise<AssertionKey> {
+  const { privateKey, publicKey } = await generateKeyPair(ALGORITHM, { extractable: true })
+  return {
+    privateKey,
+    publicJwk: { ...(await exportJWK(publicKey)), kid: randomUUID(), alg: ALGORITHM, use: 'sig' },
+  }
+}
+
+interface Cached {
+  readonly jwt: string
+  /** Epoch seconds until which the JWT is sent again. */
+  readonly reuseUntil: number
+}
+
 /**
- * A signer with a key pair made at start-up. `issuer` is the proxy's public URL, `audience`
- * the upstream's origin.
+ * A signer with `key` (default: a key pair made now). `issuer` is the proxy's public URL,
+ * `audience` the upstream's origin; `now` returns epoch milliseconds.
  */
 export async function createAssertionSigner(
   issuer: string,
   audience: string,
+  key?: AssertionKey,
+  now: () => number = Date.now,
 ): Promise<AssertionSigner> {
-  const { privateKey, publicKey } = await generateKeyPair(ALGORITHM, { extractable: true })
-  const kid = randomUUID()
-  const jwk = { ...(await exportJWK(publicKey)), kid, alg: ALGORITHM, use: 'sig' }
-  const jwks = Object.freeze({ keys: Object.freeze([Object.freeze(jwk)]) })
+  const { privateKey, publicJwk } = key ?? (await ephemeralAssertionKey())
+  const kid = publicJwk.kid ?? ''
+  const jwks = Object.freeze({ keys: Object.freeze([Object.freeze({ ...publicJwk })]) })
+  const cache = new Map<string, Cached>()
   return {
     jwks,
-    sign: (identity) => signAssertion(privateKey, kid, issuer, audience, identity),
+    async sign(identity) {
+      const claims = identityClaims(identity)
+      const digest = createHash('sha256').update(JSON.stringify(claims)).digest('base64url')
+      const seconds = Math.floor(now() / 1000)
+      const hit = cache.get(digest)
+      if (hit !== undefined && seconds < hit.reuseUntil) return hit.jwt
+      const jwt = await new SignJWT(claims)
+        .setProtectedHeader({ alg: ALGORITHM, kid, typ: ASSERTION_TYPE })
+        .setIssuer(issuer)
+        .setAudience(audience)
+        .setIssuedAt(seconds)
+        .setExpirationTime(seconds + ASSERTION_LIFETIME_S)
+        .setJti(randomUUID())
+        .sign(privateKey)
+      // Re-inserted last, so the oldest entry is always the first one.
+      cache.delete(digest)
+      cache.set(digest, { jwt, reuseUntil: seconds + ASSERTION_REUSE_S })
+      if (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value ?? '')
+      return jwt
+    },
   }
 }
 
@@ -50,14 +104,10 @@ function boundedRoles(roles: ReadonlySet<string>): string[] {
   return out
 }
 
-function signAssertion(
-  key: CryptoKey,
-  kid: string,
-  issuer: string,
-  audience: string,
-  identity: Identity,
-): Promise<string> {
+/** Every claim of an assertion that depends on the identity. */
+function identityClaims(identity: Identity): Record<string, unknown> {
   const claims: Record<string, unknown> = {
+    sub: identity.subject,
     username: identity.username,
     via: identity.via,
   }
@@ -65,13 +115,5 @@ function signAssertion(
   if (identity.name !== undefined) claims.name = identity.name
   // The same bounded list as the groups header: the assertion must fit a small header buffer.
   claims.roles = boundedRoles(identity.roles)
-  return new SignJWT(claims)
-    .setProtectedHeader({ alg: ALGORITHM, kid, typ: ASSERTION_TYPE })
-    .setIssuer(issuer)
-    .setAudience(audience)
-    .setSubject(identity.subject)
-    .setIssuedAt()
-    .setExpirationTime(`${ASSERTION_LIFETIME_S}s`)
-    .setJti(randomUUID())
-    .sign(key)
+  return claims
 }
