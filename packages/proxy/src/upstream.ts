@@ -4,9 +4,9 @@
  * (too slow) page or JSON; a failure after it started cuts the response, so the client sees an
  * incomplete body rather than a silent truncation.
  */
+import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { Pool } from 'undici'
 import { responseHeaders, type OutgoingHeaders } from './headers.js'
 import { sendError } from './pages.js'
@@ -60,7 +60,8 @@ export class Upstream {
   }
 
   /**
-   * Sends `req` (its body streamed) to `path` with `headers`, and streams the answer to `res`.
+   * Sends `req` (its body streamed) to `path` with `headers`, and streams the answer to `res`
+   * (undici's `stream`: the body is written straight into `res`, with no readable in between).
    * `settle` learns how it ended before the client's response closes, so whoever watches the
    * response sees the result.
    */
@@ -71,42 +72,49 @@ export class Upstream {
     headers: OutgoingHeaders,
     settle: (result: ForwardResult) => void,
   ): Promise<void> {
-    const abort = new AbortController()
+    // undici takes an EventEmitter as the abort signal: lighter than an AbortController per request.
+    const cancel = new EventEmitter()
+    // Set from callbacks, so an object: the checks below see their current values.
+    const state = { clientClosed: false, answered: false }
     const onClose = () => {
-      if (!res.writableFinished) abort.abort()
+      if (res.writableFinished) return
+      state.clientClosed = true
+      cancel.emit('abort')
     }
     res.once('close', onClose)
-    let answer: Awaited<ReturnType<Pool['request']>>
     try {
-      answer = await this.#pool.request({
-        path,
-        method: req.method ?? 'GET',
-        headers,
-        body: hasBody(req) ? req : null,
-        signal: abort.signal,
-        headersTimeout: this.#timeoutMs,
-        bodyTimeout: this.#timeoutMs,
-      })
+      await this.#pool.stream(
+        {
+          path,
+          method: req.method ?? 'GET',
+          headers,
+          body: hasBody(req) ? req : null,
+          signal: cancel,
+          headersTimeout: this.#timeoutMs,
+          bodyTimeout: this.#timeoutMs,
+        },
+        ({ statusCode, headers: answer }) => {
+          state.answered = true
+          res.statusCode = statusCode
+          for (const [name, value] of responseHeaders(answer)) res.setHeader(name, value)
+          settle('forwarded')
+          return res
+        },
+      )
     } catch (error) {
-      res.off('close', onClose)
-      if (abort.signal.aborted || res.destroyed) {
-        settle('client_closed')
+      if (state.clientClosed || (!state.answered && res.destroyed)) {
+        if (!state.answered) settle('client_closed')
+        return
+      }
+      if (state.answered) {
+        // The upstream stopped mid-body: the client sees an incomplete answer, not a silent cut.
+        settle('aborted')
+        res.destroy()
         return
       }
       const timedOut = TIMEOUTS.has(errorCode(error))
       settle(timedOut ? 'timeout' : 'unavailable')
       sendError(req, res, timedOut ? 504 : 502)
-      return
-    }
-    res.statusCode = answer.statusCode
-    for (const [name, value] of responseHeaders(answer.headers)) res.setHeader(name, value)
-    settle('forwarded')
-    try {
-      await pipeline(answer.body, res)
-    } catch {
-      // The client went away, or the upstream stopped mid-body: neither can be answered now.
-      if (!abort.signal.aborted) settle('aborted')
-      res.destroy()
     } finally {
       res.off('close', onClose)
     }
