@@ -65,7 +65,7 @@ error_log ${root}/error.log warn;
 ${process.getuid?.() === 0 ? 'user root;' : ''}
 events { worker_connections 1024; }
 http {
-  access_log off;
+  access_log ${root}/access.log;
   client_body_temp_path ${root}/body;
   proxy_temp_path ${root}/proxy;
   fastcgi_temp_path ${root}/fastcgi;
@@ -134,6 +134,8 @@ DefaultRuntimeDir ${run}
 Mutex file:${run} default
 ErrorLog ${root}/error.log
 LogLevel error
+LogFormat "%h %u \\"%r\\" %>s %b %D" short
+CustomLog ${root}/access.log short
 ${asRoot ? 'User www-data\nGroup www-data' : ''}
 LoadModule mpm_event_module    ${modules}/mod_mpm_event.so
 LoadModule authn_core_module   ${modules}/mod_authn_core.so

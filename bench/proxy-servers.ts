@@ -3,7 +3,9 @@
  * bench/proxy.ts) and printing `PORT <n>` once it listens:
  *
  *   upstream                          the application: a keep-alive hello on node:http
- *   ssokit <upstream> <issuer> [redis] `ssokit proxy` itself (startProxy), memory or Redis store
+ *   ssokit <upstream> <issuer> <log> [redis]
+ *                                     `ssokit proxy` itself (startProxy), memory or Redis store,
+ *                                     its access log (on by default) written to the file <log>
  *   undici <upstream> <issuer>        the engine comparison: the same bearer check and one
  *   http-proxy-3 <upstream> <issuer>  identity header, forwarded with undici or http-proxy-3
  */
@@ -12,6 +14,7 @@ import type { AddressInfo } from 'node:net'
 import { pipeline } from 'node:stream/promises'
 
 import { createProxyServer } from 'http-proxy-3'
+import { pino } from 'pino'
 import { Pool } from 'undici'
 import { createBearerAuthenticator, type BearerAuthenticator } from '@ssokit/core'
 import { toRequestLike } from '@ssokit/node'
@@ -39,7 +42,7 @@ function upstream(): void {
   listening(server)
 }
 
-async function ssokit(origin: string, issuer: string, redisUrl: string | undefined) {
+async function ssokit(origin: string, issuer: string, log: string, redisUrl: string | undefined) {
   const port = await freePort()
   const config = await loadProxyConfig({
     flags: {
@@ -56,6 +59,8 @@ async function ssokit(origin: string, issuer: string, redisUrl: string | undefin
   const store = redisUrl === undefined ? undefined : new RedisSessionStore({ url: redisUrl })
   const proxy = await startProxy(config, {
     onEvent: () => {},
+    // A file, as the front servers' access logs: not the pipe bench/proxy.ts reads the port from.
+    accessLog: pino.destination({ dest: log, sync: false }),
     ...(store === undefined ? {} : { store }),
   })
   await proxy.auth.ready()
@@ -122,13 +127,13 @@ function engine(forward: Forward, issuer: string): void {
   listening(server)
 }
 
-const [kind = '', origin = '', issuer = '', redisUrl] = process.argv.slice(2)
+const [kind = '', origin = '', issuer = '', ...rest] = process.argv.slice(2)
 switch (kind) {
   case 'upstream':
     upstream()
     break
   case 'ssokit':
-    await ssokit(origin, issuer, redisUrl)
+    await ssokit(origin, issuer, rest[0] ?? '/dev/null', rest[1])
     break
   case 'undici':
     engine(undiciForward(origin), issuer)

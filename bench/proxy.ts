@@ -130,8 +130,15 @@ async function main(): Promise<void> {
     const alone = await node(1, ['upstream'])
     const backendPort = await node(0, ['upstream'])
     const backend = `http://127.0.0.1:${backendPort}`
-    const ssokitMemory = await node(1, ['ssokit', backend, idp.issuer])
-    const ssokitRedis = await node(1, ['ssokit', backend, idp.issuer, redis.url])
+    const log = (name: string) => join(dir, `${name}-access.log`)
+    const ssokitMemory = await node(1, ['ssokit', backend, idp.issuer, log('ssokit-memory')])
+    const ssokitRedis = await node(1, [
+      'ssokit',
+      backend,
+      idp.issuer,
+      log('ssokit-redis'),
+      redis.url,
+    ])
     const undici = await node(1, ['undici', backend, idp.issuer])
     const httpProxy3 = await node(1, ['http-proxy-3', backend, idp.issuer])
     const nginx = await startNginx(dir, await freePort(), backend, 1)
