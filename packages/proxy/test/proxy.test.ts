@@ -435,6 +435,52 @@ describe('ssokit proxy: reverse proxy in front of an echo upstream', () => {
   })
 })
 
+describe('ssokit proxy: --max-header-size', () => {
+  let rig: Rig
+
+  before(async () => {
+    rig = await startRig({ flags: { 'max-header-size': 8192 } })
+  })
+  after(async () => {
+    await rig.close()
+  })
+
+  it('refuses headers over the configured limit with 431, unforwarded, and keeps serving', async () => {
+    const fits = 'x'.repeat(6 * 1024)
+    const under = await fetch(`${rig.base}/public-fits`, {
+      headers: { accept: 'application/json', 'x-fits': fits },
+    })
+    // Through the limit's check: the proxy's own 401, not a refusal of the headers.
+    assert.equal(under.status, 401)
+    await under.arrayBuffer()
+    const count = rig.echo.received.length
+    const over = await rawRequest(rig.proxy.port, [
+      'GET /anything HTTP/1.1',
+      'Host: localhost',
+      `X-Over: ${'x'.repeat(8192 + 1024)}`,
+    ])
+    assert.equal(over.status, 431)
+    assert.equal(rig.echo.received.length, count)
+    // Many at once, then an ordinary request: no crash, no stuck connection.
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        rawRequest(rig.proxy.port, [
+          'GET / HTTP/1.1',
+          'Host: localhost',
+          ...Array.from({ length: 20 }, (_, i) => `X-Many-${i}: ${'y'.repeat(500)}`),
+        ]),
+      ),
+    )
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      Array.from({ length: 8 }, () => 431),
+    )
+    const health = await fetch(`${rig.base}/_ssokit/healthz`)
+    assert.equal(health.status, 200)
+    assert.equal(rig.echo.received.length, count)
+  })
+})
+
 describe('ssokit proxy: upstream failures', () => {
   it('answers 502 when the upstream is down, as JSON for scripts and a page for browsers', async () => {
     const { closedPort } = await import('./support.js')

@@ -6,7 +6,7 @@ import { connect, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import type { CookieJar } from '@ssokit/idp'
+import { DEFAULT_IDP_CONFIG, type CookieJar } from '@ssokit/idp'
 import { WebSocket, WebSocketServer } from 'ws'
 import { rawRequest, signIn, startRig, type Rig } from './support.js'
 
@@ -301,6 +301,44 @@ describe('ssokit proxy: WebSocket upgrades (C17)', () => {
       assert.ok(logout.status === 302 || logout.status === 303, String(logout.status))
       await closed
       assert.equal(socket.readyState, WebSocket.CLOSED)
+    },
+  )
+})
+
+describe('ssokit proxy: WebSocket with a bearer token that expires (C17)', () => {
+  let upstream: WsUpstream
+  let rig: Rig
+
+  before(async () => {
+    upstream = await startWsUpstream()
+    rig = await startRig({
+      upstream: upstream.origin,
+      flags: { 'websocket-recheck': 1 },
+      idpConfig: { ...DEFAULT_IDP_CONFIG, access_token_ttl: 1 },
+    })
+  })
+  after(async () => {
+    await rig.close()
+    await upstream.close()
+  })
+
+  it(
+    'C17 closes the tunnel once its bearer token has expired, and refuses the token after',
+    { timeout: 180_000 },
+    async () => {
+      const token = await bearerToken(rig)
+      const wsBase = rig.base.replace(/^http/, 'ws')
+      const opened = await connectWs(`${wsBase}/chat`, { authorization: `Bearer ${token}` })
+      assert.ok(opened.socket, `upgrade answered ${opened.status}`)
+      const socket = opened.socket
+      const closed = once(socket, 'close')
+      assert.equal(await roundTrip(socket, 'before expiry'), 'echo:before expiry')
+      // Rechecked every second: the token stops passing once its exp (plus the verifier's
+      // clock tolerance) is behind, and the tunnel goes with it.
+      await closed
+      assert.equal(socket.readyState, WebSocket.CLOSED)
+      const again = await connectWs(`${wsBase}/chat`, { authorization: `Bearer ${token}` })
+      assert.equal(again.status, 401)
     },
   )
 })
