@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
+import { generateKeyPairSync } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, type AddressInfo } from 'node:net'
@@ -87,6 +88,14 @@ describe('ssokit proxy command', () => {
     ]
     const config = join(dir, 'bad.yaml')
     await writeFile(config, 'rules:\n  - path: /api/.*\n    public: true\n')
+    const rsaKey = join(dir, 'rsa.pem')
+    await writeFile(
+      rsaKey,
+      generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({
+        type: 'pkcs8',
+        format: 'pem',
+      }),
+    )
     const cases: [string[], Record<string, string>, RegExp][] = [
       [
         [...good, '--upstream', 'ftp://x'],
@@ -142,6 +151,16 @@ describe('ssokit proxy command', () => {
         good,
         { SSOKIT_ALLOWED_REDIRECT_DOMAINS: 'https://app.example.org' },
         /^ssokit: SSOKIT_ALLOWED_REDIRECT_DOMAINS entry "https:\/\/app\.example\.org" is not a host name/,
+      ],
+      [
+        [...good, '--assertion-key-file', rsaKey],
+        {},
+        /^ssokit: --assertion-key-file: ".*rsa\.pem" is not an EC P-256 key \(the assertion is signed with ES256\)$/,
+      ],
+      [
+        good,
+        { SSOKIT_PASS_ACCESS_TOKEN: 'maybe' },
+        /^ssokit: SSOKIT_PASS_ACCESS_TOKEN must be on or off, not "maybe"$/,
       ],
     ]
     for (const [args, env, message] of cases) {

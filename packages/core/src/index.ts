@@ -2,6 +2,7 @@ export * from './errors.js'
 export * from './http.js'
 export type * from './identity.js'
 export * from './authenticator.js'
+export { accessTokenOf } from './access-token.js'
 export { createVerifier } from './verify/verifier.js'
 export type {
   JwksOptions,

@@ -9,7 +9,8 @@
  */
 import { createHash, randomUUID } from 'node:crypto'
 import type { Identity } from '@ssokit/core'
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose'
+import { exportJWK, generateKeyPair, importJWK, SignJWT, type CryptoKey, type JWK } from 'jose'
+import type { AssertionKeyConfig } from './config.js'
 
 /** The `typ` of an assertion, so no other JWT of the same keys can pass for one. */
 export const ASSERTION_TYPE = 'ssokit-identity+jwt'
@@ -36,6 +37,17 @@ export interface AssertionKey {
   readonly privateKey: CryptoKey
   /** The public JWK with its `kid`, `alg` and `use`. */
   readonly publicJwk: JWK
+}
+
+/** The configured key (`assertionKeyFile`), published under its thumbprint. */
+export async function assertionKey(config: AssertionKeyConfig): Promise<AssertionKey> {
+  const { kty, crv, x, y } = config.privateJwk
+  const privateKey = await importJWK({ ...config.privateJwk }, ALGORITHM)
+  if (privateKey instanceof Uint8Array) throw new TypeError('assertionKey: not an EC key')
+  return {
+    privateKey,
+    publicJwk: { kty, crv, x, y, kid: config.kid, alg: ALGORITHM, use: 'sig' },
+  }
 }
 
 /** A key pair made at start-up, lasting as long as the process. */

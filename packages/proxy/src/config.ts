@@ -4,8 +4,10 @@
  * schema; the first problem becomes a one-line `ProxyConfigError` that names the flag, variable
  * or file key it came from, and never prints a secret.
  */
+import { createPrivateKey, type JsonWebKey, type KeyObject } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createSecureContext } from 'node:tls'
+import { calculateJwkThumbprint } from 'jose'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { HEADER_PRESETS, type HeaderPresetName, type IdentityField } from './headers.js'
@@ -17,6 +19,7 @@ import { trustedProxyProblem } from './trusted-proxies.js'
 export const CERN_ISSUER = 'https://auth.cern.ch/auth/realms/cern'
 export const DEFAULT_PREFIX = '/_ssokit'
 export const DEFAULT_ASSERTION_HEADER = 'X-Ssokit-Assertion'
+export const DEFAULT_ACCESS_TOKEN_HEADER = 'X-Forwarded-Access-Token'
 
 /** A configuration problem: `key` is what the user set (`--upstream`, `SSOKIT_UPSTREAM`, ...). */
 export class ProxyConfigError extends Error {
@@ -39,6 +42,24 @@ export interface IdentityHeaderConfig {
   readonly assertion: string | false
   /** SAML attribute headers (the `shibboleth` preset), by attribute-map id. */
   readonly attributes: readonly string[] | undefined
+  /**
+   * The header that carries the access token when `passAccessToken` is on; removed from every
+   * incoming request either way.
+   */
+  readonly accessToken: string
+}
+
+/** The assertion's signing key from `assertionKeyFile`: an EC P-256 private key as a JWK. */
+export interface AssertionKeyConfig {
+  readonly privateJwk: {
+    readonly kty: string
+    readonly crv: string
+    readonly x: string
+    readonly y: string
+    readonly d: string
+  }
+  /** The RFC 7638 thumbprint of the public key. */
+  readonly kid: string
 }
 
 /** Sign-in through a SAML 2.0 IdP instead of OpenID Connect (`@ssokit/saml`). */
@@ -71,6 +92,10 @@ export interface ProxyConfig {
   readonly sessionSecrets: readonly string[] | undefined
   readonly sessionLifetime: number | undefined
   readonly headers: IdentityHeaderConfig
+  /** Whether the session's or bearer's access token goes upstream (in `headers.accessToken`). */
+  readonly passAccessToken: boolean
+  /** The signing key shared by replicas; a key made at start-up when absent. */
+  readonly assertionKey: AssertionKeyConfig | undefined
   readonly rules: readonly RuleSpec[]
   /** Seconds to wait for the upstream's response headers, and between body chunks. */
   readonly upstreamTimeout: number
@@ -113,6 +138,9 @@ const SOURCES = {
   sessionLifetime: { flag: undefined, env: ['OIDC_SESSION_LIFETIME'] },
   headers: { flag: undefined, env: [] },
   headerPreset: { flag: 'header-preset', env: ['SSOKIT_HEADER_PRESET'] },
+  passAccessToken: { flag: 'pass-access-token', env: ['SSOKIT_PASS_ACCESS_TOKEN'] },
+  accessTokenHeader: { flag: 'access-token-header', env: ['SSOKIT_ACCESS_TOKEN_HEADER'] },
+  assertionKeyFile: { flag: 'assertion-key-file', env: ['SSOKIT_ASSERTION_KEY_FILE'] },
   rules: { flag: undefined, env: [] },
   upstreamTimeout: { flag: 'upstream-timeout', env: ['SSOKIT_UPSTREAM_TIMEOUT'] },
   maxHeaderSize: { flag: 'max-header-size', env: ['SSOKIT_MAX_HEADER_SIZE'] },
@@ -295,6 +323,9 @@ const SCHEMA = z
       .strict()
       .optional(),
     rules: rulesSchema.optional(),
+    passAccessToken: onOff(),
+    accessTokenHeader: headerName.optional(),
+    assertionKeyFile: text('a PEM or JWK file of an EC P-256 private key').optional(),
     upstreamTimeout: integer(1, 3600, 'a number of seconds'),
     maxHeaderSize: integer(1024, 1_048_576, 'a number of bytes'),
     trustedProxies: list('a list of IP addresses or CIDR ranges', trustedProxyProblem).optional(),
@@ -530,6 +561,7 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
     maxHeaderSize: 65_536,
     websocketRecheck: 60,
     accessLog: true,
+    passAccessToken: false,
     shutdownTimeout: 30,
   }
   for (const [key, { value }] of located) raw[key] = value
@@ -588,6 +620,13 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
   }
   const saml = await samlConfig(parsed, located)
   const tls = await readTls(parsed, located)
+  const assertionKey =
+    parsed.assertionKeyFile === undefined
+      ? undefined
+      : await readAssertionKey(
+          parsed.assertionKeyFile,
+          located.get('assertionKeyFile')?.label ?? 'assertionKeyFile',
+        )
   if (parsed.httpRedirectPort !== undefined && tls === undefined) {
     const label = located.get('httpRedirectPort')?.label ?? 'httpRedirectPort'
     throw new ProxyConfigError(
@@ -629,7 +668,10 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
       separator: headers.separator ?? base.separator,
       assertion: headers.assertion ?? DEFAULT_ASSERTION_HEADER,
       attributes: 'attributes' in base ? base.attributes : undefined,
+      accessToken: parsed.accessTokenHeader ?? DEFAULT_ACCESS_TOKEN_HEADER,
     }),
+    passAccessToken: parsed.passAccessToken,
+    assertionKey,
     rules: Object.freeze((parsed.rules ?? []).map(frozenRule)),
     upstreamTimeout: parsed.upstreamTimeout,
     maxHeaderSize: parsed.maxHeaderSize,
@@ -645,6 +687,45 @@ export async function loadProxyConfig(input: ConfigInput): Promise<ProxyConfig> 
     httpRedirectPort: parsed.httpRedirectPort,
     saml,
   })
+}
+
+/**
+ * The assertion's signing key, read and checked at start-up: a PEM (PKCS #8 or SEC 1) or JWK
+ * file of an EC P-256 private key, the key ES256 needs. Its `kid` is the RFC 7638 thumbprint,
+ * so every replica given the same file publishes the same key under the same id.
+ */
+async function readAssertionKey(path: string, label: string): Promise<AssertionKeyConfig> {
+  const text = await readSettingFile(path, label)
+  const shown = JSON.stringify(path)
+  let key: KeyObject
+  try {
+    key = text.trimStart().startsWith('{')
+      ? createPrivateKey({ key: JSON.parse(text) as JsonWebKey, format: 'jwk' })
+      : createPrivateKey(text)
+  } catch {
+    throw new ProxyConfigError(
+      `${label}: ${shown} holds no private key (a PEM or JWK file of an EC P-256 private key is needed, without a passphrase)`,
+      label,
+    )
+  }
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new ProxyConfigError(
+      `${label}: ${shown} is not an EC P-256 key (the assertion is signed with ES256)`,
+      label,
+    )
+  }
+  const { kty, crv, x, y, d } = key.export({ format: 'jwk' })
+  if (
+    kty === undefined ||
+    crv === undefined ||
+    x === undefined ||
+    y === undefined ||
+    d === undefined
+  ) {
+    throw new ProxyConfigError(`${label}: ${shown} holds an incomplete key`, label)
+  }
+  const kid = await calculateJwkThumbprint({ kty, crv, x, y })
+  return Object.freeze({ privateJwk: Object.freeze({ kty, crv, x, y, d }), kid })
 }
 
 /** The SAML settings, with the certificate and key files read. */

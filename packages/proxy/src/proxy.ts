@@ -10,6 +10,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import {
+  accessTokenOf,
   createSessionAuth,
   stderrLogger,
   type Identity,
@@ -24,7 +25,7 @@ import {
   toRequestLike,
   toWebRequest,
 } from '@ssokit/node'
-import { createAssertionSigner, type AssertionSigner } from './assertion.js'
+import { assertionKey, createAssertionSigner, type AssertionSigner } from './assertion.js'
 import type { ProxyConfig } from './config.js'
 import {
   attributeHeaderNames,
@@ -187,7 +188,10 @@ async function serveMetrics(h: Handler, req: IncomingMessage, res: ServerRespons
   res.end(body)
 }
 
-/** The identity headers and signed assertion of an authenticated request. */
+/** Printable ASCII without spaces: what a token may be to travel in a header. */
+const TOKEN_VALUE = /^[\x21-\x7e]{1,16384}$/
+
+/** The identity headers, signed assertion and (when asked for) access token of a request. */
 async function identityPairs(
   config: ProxyConfig,
   preset: HeaderPreset,
@@ -197,6 +201,12 @@ async function identityPairs(
   const pairs = identityHeaders(identity, preset)
   if (signer !== undefined && config.headers.assertion !== false) {
     pairs.push([config.headers.assertion.toLowerCase(), await signer.sign(identity)])
+  }
+  if (config.passAccessToken) {
+    const token = accessTokenOf(identity)
+    if (token !== undefined && TOKEN_VALUE.test(token)) {
+      pairs.push([config.headers.accessToken.toLowerCase(), token])
+    }
   }
   return pairs
 }
@@ -349,6 +359,8 @@ export async function startProxy(
     ...Object.values(names),
     ...attributeHeaderNames(config.headers.attributes),
     ...(config.headers.assertion === false ? [] : [config.headers.assertion]),
+    // Removed from every request even when no token is passed on.
+    config.headers.accessToken,
   ]
   const upstream = new Upstream(config.upstream, { timeoutMs: config.upstreamTimeout * 1000 })
   const rules = new Rules(config.rules)
@@ -360,7 +372,11 @@ export async function startProxy(
   const signer =
     config.headers.assertion === false
       ? undefined
-      : await createAssertionSigner(config.publicUrl, config.upstream)
+      : await createAssertionSigner(
+          config.publicUrl,
+          config.upstream,
+          config.assertionKey === undefined ? undefined : await assertionKey(config.assertionKey),
+        )
   const trusted = new TrustedProxies(config.trustedProxies)
   const handler: Handler = {
     config,
@@ -380,7 +396,10 @@ export async function startProxy(
       rules,
       trusted,
       redirects: new RedirectPolicy(config.publicUrl, config.allowedRedirectDomains, config.prefix),
-      headerNames: injected,
+      // The access-token header is answered only when tokens are passed on.
+      headerNames: config.passAccessToken
+        ? injected
+        : injected.filter((name) => name !== config.headers.accessToken),
       identityHeaders: (identity) => identityPairs(config, preset, signer, identity),
     },
     metrics,

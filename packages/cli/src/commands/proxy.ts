@@ -32,6 +32,13 @@ Options (each also from the environment or the --config file; flags win):
   --session-secret-file <file> Session cookie secret (needed with Redis)  SSOKIT_SESSION_SECRET
   --header-preset <name>       oauth2-proxy (default), shibboleth-adfs, shibboleth or none
                                                                               SSOKIT_HEADER_PRESET
+  --pass-access-token <on|off> Send the access token upstream (default off)
+                                                                          SSOKIT_PASS_ACCESS_TOKEN
+  --access-token-header <name> ... in this header (default X-Forwarded-Access-Token)
+                                                                        SSOKIT_ACCESS_TOKEN_HEADER
+  --assertion-key-file <file>  EC P-256 private key (PEM or JWK) signing the identity assertion,
+                               shared by replicas (default: a key made at start-up)
+                                                                         SSOKIT_ASSERTION_KEY_FILE
   --upstream-timeout <secs>    Wait this long for the application (default 60)
                                                                            SSOKIT_UPSTREAM_TIMEOUT
   --max-header-size <bytes>    Largest request headers accepted (default 65536)
@@ -90,6 +97,9 @@ const OPTIONS = {
   'redis-url': textOption(),
   'session-secret-file': pathOption(),
   'header-preset': textOption(),
+  'pass-access-token': textOption(),
+  'access-token-header': textOption(),
+  'assertion-key-file': pathOption(),
   'upstream-timeout': textOption(),
   'max-header-size': textOption(),
   'trusted-proxies': textOption(),

@@ -5,6 +5,7 @@
  * exact stored text they were decoded from, so the store is still read on every request and
  * only the parse of unchanged text is skipped.
  */
+import { attachAccessToken } from '../access-token.js'
 import type { Identity } from '../identity.js'
 import { RoleSet, type RoleReader } from '../verify/claims.js'
 import { decodeRecord, type SessionRecord } from './record.js'
@@ -87,6 +88,7 @@ export class IdentityCache {
       return cached.identity
     }
     const identity = buildIdentity(record, this.#mapping)
+    attachAccessToken(identity, record.accessToken)
     if (cached !== undefined) cache.delete(sessionId)
     else evictOldest(cache)
     cache.set(sessionId, {

@@ -1,5 +1,6 @@
 import { verify as cryptoVerify } from 'node:crypto'
 
+import { attachAccessToken } from '../access-token.js'
 import { SsoError, SsoTypeError } from '../errors.js'
 import type { Identity } from '../identity.js'
 import {
@@ -460,10 +461,13 @@ export function createVerifier(options: VerifierOptions): Verifier {
       rolesMissing(claims)
     }
     const identity = buildIdentity(claims, roleList, username(claims))
+    attachAccessToken(identity, token)
     // Admitted on a second sighting only: a token used once costs nothing more than without cache.
     if (caching && cache.admit(token)) {
+      const cached = cachedIdentity(claims, identity, token)
+      attachAccessToken(cached, token)
       cache.set(token, {
-        identity: cachedIdentity(claims, identity, token),
+        identity: cached,
         times: { iat: claims.iat, nbf: claims.nbf, exp: claims.exp },
         key,
         plain: isPlainCompact(token),
