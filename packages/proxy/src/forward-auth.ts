@@ -17,6 +17,7 @@ import { type Identity, type RequestLike, type ResponseParts, type SessionAuth }
 import { isUnderPrefix, sendParts, toRequestLike } from '@ssokit/node'
 import { canonicalTarget } from './paths.js'
 import type { RedirectPolicy } from './redirects.js'
+import { explainRefusal } from './refusal.js'
 import { requireAccess, type Rules } from './rules.js'
 import type { TrustedProxies } from './trusted-proxies.js'
 
@@ -202,7 +203,7 @@ export async function forwardAuth(
     identity = await setup.auth.authenticate(request)
     requireAccess(identity, decision)
   } catch (error) {
-    const parts = setup.auth.reject(error, request)
+    const parts = explainRefusal(error, setup.auth.reject(error, request))
     if (parts.status !== 302) {
       // Never a pass, never a redirect that a front server could read as one.
       sendParts(res, parts.status >= 400 ? parts : { ...parts, status: 500 })

@@ -40,6 +40,7 @@ import { identityHeaders } from './identity-headers.js'
 import { sendError } from './pages.js'
 import { canonicalTarget, type CanonicalTarget } from './paths.js'
 import { RedirectPolicy } from './redirects.js'
+import { explainRefusal } from './refusal.js'
 import { requireAccess, Rules } from './rules.js'
 import { TrustedProxies } from './trusted-proxies.js'
 import { createSamlProxyAuth } from './saml.js'
@@ -245,7 +246,7 @@ async function admit(
     requireAccess(identity, decision)
     return { ok: true, identity }
   } catch (error) {
-    return { ok: false, parts: h.auth.reject(error, request) }
+    return { ok: false, parts: explainRefusal(error, h.auth.reject(error, request)) }
   }
 }
 

@@ -4,7 +4,7 @@
  * `/public` covers `/public` and `/public/x`, not `/publicity` nor `/admin/public`. There are no
  * regular expressions, so no pattern can be left unanchored.
  */
-import { claimPathReader, requireRoles, SsoError, type Identity } from '@ssokit/core'
+import { claimPathReader, SsoError, type Identity } from '@ssokit/core'
 import { segmentsOf } from './paths.js'
 
 /** A claim value a rule accepts: compared with `===`, so `"true"` never matches `true`. */
@@ -137,20 +137,52 @@ function claimMatches(value: unknown, accepted: readonly ClaimValue[]): boolean 
   return Array.isArray(value) ? value.some(one) : one(value)
 }
 
+/** What a refused request lacked, from the rule alone: never any of the user's own claims. */
+export type Requirement =
+  | { readonly kind: 'roles'; readonly roles: readonly string[] }
+  | { readonly kind: 'groups'; readonly groups: readonly string[] }
+  | { readonly kind: 'claim'; readonly claim: string; readonly values: readonly ClaimValue[] }
+
+/** `role_required` (403) with the requirement that was not met. */
+export class AccessDenied extends SsoError {
+  override readonly name = 'AccessDenied'
+  constructor(
+    readonly requirement: Requirement,
+    message: string,
+    options: { readonly claim?: string; readonly requiredRoles?: readonly string[] } = {},
+  ) {
+    super('role_required', message, options)
+  }
+}
+
 /**
- * Throws `role_required` (403) unless the identity meets the decision: every role, at least one
- * of the groups, and every claim. An unauthenticated request never gets here (401 / sign-in).
+ * Throws `role_required` (403, an `AccessDenied` naming the unmet requirement) unless the
+ * identity meets the decision: every role, at least one of the groups, and every claim. An
+ * unauthenticated request never gets here (401 / sign-in).
  */
 export function requireAccess(identity: Identity, decision: Decision): void {
-  if (decision.roles.length > 0) requireRoles(identity, decision.roles)
+  if (decision.roles.length > 0 && decision.roles.some((role) => !identity.roles.has(role))) {
+    throw new AccessDenied(
+      { kind: 'roles', roles: decision.roles },
+      'A required role is missing.',
+      {
+        requiredRoles: decision.roles,
+      },
+    )
+  }
   if (decision.groups.length > 0 && !decision.groups.some((g) => identity.roles.has(g))) {
-    throw new SsoError('role_required', 'A required group is missing.')
+    throw new AccessDenied(
+      { kind: 'groups', groups: decision.groups },
+      'A required group is missing.',
+    )
   }
   for (const check of decision.claims) {
     if (!claimMatches(check.read(identity.claims), check.accepted)) {
-      throw new SsoError('role_required', 'A required claim is missing or has another value.', {
-        claim: check.name,
-      })
+      throw new AccessDenied(
+        { kind: 'claim', claim: check.name, values: check.accepted },
+        'A required claim is missing or has another value.',
+        { claim: check.name },
+      )
     }
   }
 }

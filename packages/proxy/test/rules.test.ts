@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { CookieJar } from '@ssokit/idp'
 import { loadProxyConfig, ProxyConfigError } from '@ssokit/proxy'
-import { signIn, startRig, type Rig } from './support.js'
+import { rawRequest, signIn, startRig, type Rig } from './support.js'
 
 const RULES = [
   'trustedProxies: [127.0.0.1]',
@@ -119,6 +119,45 @@ describe('ssokit proxy: rules on groups and claims', () => {
   it('needs every condition of a rule: groups and each claim', async () => {
     // alice has the group and email_verified, but cern_person_id 100001 is not 1 or 2.
     assert.equal(await status(alice, '/both'), 403)
+  })
+
+  it('names what the rule requires in the 403, never what the user holds', async () => {
+    const body = async (jar: CookieJar, path: string) => {
+      const response = await jar.fetch(`${rig.base}${path}`, { headers: JSON_ACCEPT })
+      assert.equal(response.status, 403)
+      assert.match(response.headers.get('www-authenticate') ?? '', /error="insufficient_scope"/)
+      return (await response.json()) as { error: string; required: unknown; message: string }
+    }
+    const team = await body(bob, '/team/page')
+    assert.equal(team.error, 'role_required')
+    assert.deepEqual(team.required, { any_group: ['no-such-group', 'admin'] })
+    assert.match(team.message, /one of the groups "no-such-group", "admin"/)
+    assert.deepEqual((await body(bob, '/person')).required, {
+      claim: 'cern_person_id',
+      any_value: [100001],
+    })
+    // alice's own claims (her person id, her roles) appear nowhere in her refusal.
+    const both = await alice.fetch(`${rig.base}/both`, { headers: JSON_ACCEPT })
+    const text = await both.text()
+    assert.equal(both.status, 403)
+    assert.deepEqual((JSON.parse(text) as { required: unknown }).required, {
+      claim: 'cern_person_id',
+      any_value: [1, 2],
+    })
+    assert.doesNotMatch(text, /100001|alice|staff|"user"/)
+    // A browser's navigation (Node's fetch announces itself as sec-fetch-mode: cors).
+    const page = await rawRequest(rig.proxy.port, [
+      'GET /realm/x HTTP/1.1',
+      `Host: ${new URL(rig.base).host}`,
+      'Accept: text/html,application/xhtml+xml',
+      `Cookie: ${bob.header(`${rig.base}/`)}`,
+    ])
+    assert.equal(page.status, 403)
+    assert.match(page.head, /^content-type: text\/html/im)
+    assert.match(
+      page.body,
+      /requires the claim &#34;realm_access\.roles&#34; to be one of &#34;auditor&#34;, &#34;staff&#34;\./,
+    )
   })
 
   it('still answers 401 to an unauthenticated request, and serves public paths', async () => {
