@@ -6,6 +6,8 @@
  *   ssokit <upstream> <issuer> <log> [redis]
  *                                     `ssokit proxy` itself (startProxy), memory or Redis store,
  *                                     its access log (on by default) written to the file <log>
+ *   ssokit-no-assertion <upstream> <issuer> <log>
+ *                                     the same without the signed assertion (headers.assertion: false)
  *   undici <upstream> <issuer>        the engine comparison: the same bearer check and one
  *   http-proxy-3 <upstream> <issuer>  identity header, forwarded with undici or http-proxy-3
  */
@@ -42,7 +44,13 @@ function upstream(): void {
   listening(server)
 }
 
-async function ssokit(origin: string, issuer: string, log: string, redisUrl: string | undefined) {
+async function ssokit(
+  origin: string,
+  issuer: string,
+  log: string,
+  redisUrl: string | undefined,
+  assertion = true,
+) {
   const port = await freePort()
   const config = await loadProxyConfig({
     flags: {
@@ -57,7 +65,10 @@ async function ssokit(origin: string, issuer: string, log: string, redisUrl: str
     env: { OIDC_CLIENT_SECRET: CLIENT_SECRET, SSOKIT_SESSION_SECRET: SESSION_SECRET },
   })
   const store = redisUrl === undefined ? undefined : new RedisSessionStore({ url: redisUrl })
-  const proxy = await startProxy(config, {
+  const checked = assertion
+    ? config
+    : { ...config, headers: { ...config.headers, assertion: false as const } }
+  const proxy = await startProxy(checked, {
     onEvent: () => {},
     // A file, as the front servers' access logs: not the pipe bench/proxy.ts reads the port from.
     accessLog: pino.destination({ dest: log, sync: false }),
@@ -134,6 +145,9 @@ switch (kind) {
     break
   case 'ssokit':
     await ssokit(origin, issuer, rest[0] ?? '/dev/null', rest[1])
+    break
+  case 'ssokit-no-assertion':
+    await ssokit(origin, issuer, rest[0] ?? '/dev/null', undefined, false)
     break
   case 'undici':
     engine(undiciForward(origin), issuer)
