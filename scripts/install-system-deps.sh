@@ -30,6 +30,8 @@ needed=(
   "/usr/bin/zsh:zsh"
   "/usr/bin/fish:fish"
   "/usr/bin/hyperfine:hyperfine"
+  "/usr/lib/apache2/modules/mod_shib.so:libapache2-mod-shib"
+  "/usr/sbin/shibd:libapache2-mod-shib"
 )
 missing=()
 for pair in "${needed[@]}"; do

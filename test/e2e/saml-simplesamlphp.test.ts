@@ -5,61 +5,23 @@
  * to the SP; the application sees the attributes; SP- and IdP-initiated logout end both sessions.
  */
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { createServer, type Server } from 'node:http'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { Browser, Page } from 'playwright-core'
 import { withAuth } from '@ssokit/node'
 import { loadProxyConfig, startProxy } from '@ssokit/proxy'
 import { createSamlAuth, type SamlAuth, type SamlEvent } from '@ssokit/saml'
+import { makeKeyPair } from '../../packages/saml/test/support.js'
 import { launchBrowser } from '../support/browser.js'
 import { freePort, tempDir } from '../support/redis.js'
 import {
   SSP_USER,
+  startHeaderEcho,
   startSimpleSamlPhp,
   type RunningSimpleSamlPhp,
 } from '../support/simplesamlphp.js'
-
-/** The upstream behind the proxy: answers every request with the headers it received. */
-async function startEcho(): Promise<{ server: Server; url: string }> {
-  const server = createServer((req, res) => {
-    res.setHeader('content-type', 'application/json')
-    res.end(JSON.stringify(req.headers))
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const address = server.address()
-  if (address === null || typeof address === 'string') throw new Error('no address')
-  return { server, url: `http://127.0.0.1:${address.port}` }
-}
-
-function keyPair(): { key: string; cert: string } {
-  const dir = tempDir('ssokit-saml-sp-')
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '3',
-      '-subj',
-      '/CN=ssokit-sp',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-    ],
-    { stdio: 'ignore' },
-  )
-  return {
-    key: readFileSync(join(dir, 'key.pem'), 'utf8'),
-    cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
-  }
-}
 
 describe('SAML sign-in through SimpleSAMLphp in Chromium', () => {
   let idp: RunningSimpleSamlPhp
@@ -75,11 +37,11 @@ describe('SAML sign-in through SimpleSAMLphp in Chromium', () => {
   before(async () => {
     const port = await freePort()
     app = `http://127.0.0.1:${port}`
-    const sp = keyPair()
+    const sp = makeKeyPair('ssokit-sp')
     const entityId = `${app}/sp`
     proxyPort = await freePort()
     proxyUrl = `http://127.0.0.1:${proxyPort}`
-    proxySp = keyPair()
+    proxySp = makeKeyPair('ssokit-sp')
     idp = await startSimpleSamlPhp([
       {
         entityId,
@@ -219,7 +181,7 @@ describe('SAML sign-in through SimpleSAMLphp in Chromium', () => {
   })
 
   it('ssokit proxy signs in through SimpleSAMLphp and sends the shibboleth preset headers; forged ones are dropped', async () => {
-    const echo = await startEcho()
+    const echo = await startHeaderEcho()
     const dir = tempDir('ssokit-saml-proxy-')
     writeFileSync(join(dir, 'sp-cert.pem'), proxySp.cert)
     writeFileSync(join(dir, 'sp-key.pem'), proxySp.key)

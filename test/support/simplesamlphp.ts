@@ -6,8 +6,10 @@
  * Stopped by its watchdog when the test process ends.
  */
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { createServer, type Server } from 'node:http'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { makeKeyPair } from '../../packages/saml/test/support.js'
 import { exited, freePort, tempDir, WATCHDOG } from './redis.js'
 
 const WWW = '/usr/share/simplesamlphp/www'
@@ -24,6 +26,8 @@ export interface SamlSp {
   readonly certificate: string
   /** Hosts (host:port) the IdP may send the browser back to after an IdP-initiated logout. */
   readonly trustedHost: string
+  /** Whether its AuthnRequests and logout messages are signed (and must be). Default true. */
+  readonly signsRequests?: boolean
 }
 
 export interface RunningSimpleSamlPhp {
@@ -67,8 +71,8 @@ function remoteSp(sp: SamlSp): string {
         'Location' => ${php(sp.sloUrl)},
     ]],
     'certData' => ${php(certData(sp.certificate))},
-    'validate.authnrequest' => true,
-    'validate.logout' => true,
+    'validate.authnrequest' => ${sp.signsRequests === false ? 'false' : 'true'},
+    'validate.logout' => ${sp.signsRequests === false ? 'false' : 'true'},
     'sign.logout' => true,
     'assertion.encryption' => true,
     'NameIDFormat' => 'urn:oasis:names:tc:SAML:2.0:nameid-format:transient',
@@ -83,25 +87,9 @@ export async function startSimpleSamlPhp(sps: readonly SamlSp[]): Promise<Runnin
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const entityId = `${url}/saml2/idp/metadata.php`
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '3',
-      '-subj',
-      '/CN=ssp-idp',
-      '-keyout',
-      join(dir, 'cert/idp.pem'),
-      '-out',
-      join(dir, 'cert/idp.crt'),
-    ],
-    { stdio: 'ignore' },
-  )
+  const idpKeys = makeKeyPair('ssp-idp')
+  writeFileSync(join(dir, 'cert/idp.pem'), idpKeys.key)
+  writeFileSync(join(dir, 'cert/idp.crt'), idpKeys.cert)
   // The Debian defaults, with only what a test IdP needs changed.
   writeFileSync(
     join(dir, 'config/config.php'),
@@ -200,4 +188,16 @@ $metadata[${php(entityId)}] = [
     },
     stop,
   }
+}
+
+/** An upstream for an SP in front of it: answers every request with the headers it received. */
+export async function startHeaderEcho(): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify(req.headers))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  if (address === null || typeof address === 'string') throw new Error('no address')
+  return { server, url: `http://127.0.0.1:${address.port}` }
 }
