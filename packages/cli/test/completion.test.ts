@@ -58,6 +58,13 @@ async function bashComplete(script: string, ...commandLines: string[][]): Promis
 }
 
 describe('ssokit completion', () => {
+  it('has --help with the install line of each shell', async () => {
+    const { stdout } = await ssokit(['completion', '--help'])
+    for (const shell of ['bash', 'zsh', 'fish']) {
+      assert.match(stdout, new RegExp(`Examples:\\n[\\s\\S]*ssokit completion ${shell} > `))
+    }
+  })
+
   it('refuses a missing or unknown shell with status 2', async () => {
     for (const args of [['completion'], ['completion', 'tcsh']]) {
       await assert.rejects(ssokit(args), (error: { code?: number; stderr?: string }) => {

@@ -14,20 +14,18 @@ const SHELLS = {
 const help = `Usage: ssokit completion bash|zsh|fish
 
 Prints the shell completion script for ssokit's commands and options (file names after
-options that take a file, the choices of options that have them).
-
-Install it once:
-  bash  ssokit completion bash > ~/.local/share/bash-completion/completions/ssokit
-        (or in ~/.bashrc: source <(ssokit completion bash))
-  zsh   ssokit completion zsh > "\${fpath[1]}/_ssokit"
-        (a directory in $fpath, before compinit runs; or in ~/.zshrc after compinit:
-        source <(ssokit completion zsh))
-  fish  ssokit completion fish > ~/.config/fish/completions/ssokit.fish
-
-Then start a new shell. Run it again after upgrading ssokit.
+options that take a file, the choices of options that have them). Install it once, then start
+a new shell; print it again after upgrading ssokit.
 
 Options:
-  -h, --help  Show this help`
+  -h, --help  Show this help
+
+Examples:
+  ssokit completion bash > ~/.local/share/bash-completion/completions/ssokit
+  source <(ssokit completion bash)        # in ~/.bashrc, without the bash-completion package
+  ssokit completion zsh > "\${fpath[1]}/_ssokit"   # a directory in $fpath
+  source <(ssokit completion zsh)         # in ~/.zshrc, after compinit
+  ssokit completion fish > ~/.config/fish/completions/ssokit.fish`
 
 export const command: Command = {
   help,
