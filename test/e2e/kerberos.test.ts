@@ -409,7 +409,19 @@ function curl(file: string, url: string): Promise<{ status: number; body: string
   return new Promise((resolve, reject) => {
     execFile(
       'curl',
-      ['-s', '-b', file, '-H', 'accept: application/json', '-w', '\n%{http_code}', url],
+      // --max-time: a server that never answers fails the test instead of hanging it.
+      [
+        '-s',
+        '--max-time',
+        '120',
+        '-b',
+        file,
+        '-H',
+        'accept: application/json',
+        '-w',
+        '\n%{http_code}',
+        url,
+      ],
       (error, stdout) => {
         if (error) reject(new Error(`curl failed: ${error.message}`))
         else {
