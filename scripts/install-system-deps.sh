@@ -21,6 +21,7 @@ needed=(
   "/usr/bin/script:bsdutils"
   "/usr/bin/uwsgi:uwsgi"
   "/usr/bin/uwsgi_python311:uwsgi-plugin-python3"
+  "/usr/lib/python3/dist-packages/flask:python3-flask"
   "/usr/bin/php:php-cli"
   "/usr/share/simplesamlphp/www:simplesamlphp"
   "/usr/sbin/nginx:nginx"
