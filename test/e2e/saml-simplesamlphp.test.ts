@@ -2,7 +2,8 @@
  * SAML against real parts: SimpleSAMLphp as the IdP (PHP's built-in server on 127.0.0.1),
  * Debian's Chromium as the browser, an application behind `withAuth` with `createSamlAuth`.
  * The IdP checks the SP's signed AuthnRequests and logout messages and encrypts its assertions
- * to the SP; the application sees the attributes; SP- and IdP-initiated logout end both sessions.
+ * to the SP; the application sees the attributes; SP- and IdP-initiated logout end both sessions
+ * (IdP-initiated on the HTTP-Redirect binding for the application, HTTP-POST for the proxy).
  */
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
@@ -22,6 +23,13 @@ import {
   startSimpleSamlPhp,
   type RunningSimpleSamlPhp,
 } from '../support/simplesamlphp.js'
+
+/** Signs the test user in at the IdP's form on `page`. */
+async function signInAtForm(page: Page): Promise<void> {
+  await page.fill('input[name=username]', SSP_USER.username)
+  await page.fill('input[name=password]', SSP_USER.password)
+  await page.press('input[name=password]', 'Enter')
+}
 
 describe('SAML sign-in through SimpleSAMLphp in Chromium', () => {
   let idp: RunningSimpleSamlPhp
@@ -56,6 +64,8 @@ describe('SAML sign-in through SimpleSAMLphp in Chromium', () => {
         sloUrl: `${proxyUrl}/_ssokit/saml/slo`,
         certificate: proxySp.cert,
         trustedHost: `127.0.0.1:${proxyPort}`,
+        // The other binding of IdP-initiated logout: a signed LogoutRequest in a posted form.
+        sloBinding: 'HTTP-POST',
       },
     ])
     auth = createSamlAuth({
@@ -117,9 +127,7 @@ describe('SAML sign-in through SimpleSAMLphp in Chromium', () => {
             { cause: error },
           )
         })
-      await page.fill('input[name=username]', SSP_USER.username)
-      await page.fill('input[name=password]', SSP_USER.password)
-      await page.press('input[name=password]', 'Enter')
+      await signInAtForm(page)
     }
     await page.waitForURL(`${app}/whoami`)
     const text = (await page.textContent('body')) ?? ''
@@ -205,9 +213,7 @@ describe('SAML sign-in through SimpleSAMLphp in Chromium', () => {
       const page = await context.newPage()
       await page.goto(`${proxyUrl}/headers`)
       await page.waitForSelector('input[name=password]')
-      await page.fill('input[name=username]', SSP_USER.username)
-      await page.fill('input[name=password]', SSP_USER.password)
-      await page.press('input[name=password]', 'Enter')
+      await signInAtForm(page)
       await page.waitForURL(`${proxyUrl}/headers`)
       const headers = JSON.parse((await page.textContent('body')) ?? '{}') as Record<string, string>
       assert.equal(headers['remote-user'], 'jdoe@example.org')
@@ -229,6 +235,29 @@ describe('SAML sign-in through SimpleSAMLphp in Chromium', () => {
       await page.click('button')
       await page.waitForSelector('input[name=password]')
       assert.ok(page.url().startsWith(idp.url))
+
+      // IdP-initiated logout on the HTTP-POST binding ends the proxy's session.
+      await page.goto(`${proxyUrl}/headers`)
+      await page.waitForSelector('input[name=password]')
+      await signInAtForm(page)
+      await page.waitForURL(`${proxyUrl}/headers`)
+      const posted = new Promise<string>((resolve) => {
+        page.on('request', (request) => {
+          if (request.url() === `${proxyUrl}/_ssokit/saml/slo` && request.method() === 'POST')
+            resolve(request.postData() ?? '')
+        })
+      })
+      await page.goto(idp.initSloUrl(`${proxyUrl}/headers`))
+      assert.match(await posted, /SAMLRequest=/)
+      // Back at the proxy, signed out there (and at the IdP): sent to sign in again.
+      await page.waitForSelector('input[name=password]')
+      assert.ok(page.url().startsWith(idp.url))
+      const answer = await context.request.get(`${proxyUrl}/headers`, {
+        headers: { accept: 'application/json' },
+        maxRedirects: 0,
+      })
+      assert.equal(answer.status(), 401, idp.log())
+      assert.deepEqual(events, [])
     } finally {
       await context.close()
       await proxy.close()

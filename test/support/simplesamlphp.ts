@@ -28,6 +28,8 @@ export interface SamlSp {
   readonly trustedHost: string
   /** Whether its AuthnRequests and logout messages are signed (and must be). Default true. */
   readonly signsRequests?: boolean
+  /** The binding the IdP sends its LogoutRequest on. Default HTTP-Redirect. */
+  readonly sloBinding?: 'HTTP-Redirect' | 'HTTP-POST'
 }
 
 export interface RunningSimpleSamlPhp {
@@ -67,7 +69,7 @@ function remoteSp(sp: SamlSp): string {
         'Location' => ${php(sp.acsUrl)},
     ]],
     'SingleLogoutService' => [[
-        'Binding' => 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect',
+        'Binding' => 'urn:oasis:names:tc:SAML:2.0:bindings:${sp.sloBinding ?? 'HTTP-Redirect'}',
         'Location' => ${php(sp.sloUrl)},
     ]],
     'certData' => ${php(certData(sp.certificate))},
