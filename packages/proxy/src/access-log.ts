@@ -72,7 +72,18 @@ export class AccessLog {
   }
 }
 
-/** stdout, written asynchronously so a slow terminal never holds a request. */
+/**
+ * How log lines are written: asynchronously, so a slow terminal never holds a request, and
+ * gathered up to 4 KiB or one second, so a busy proxy makes one write for many lines rather
+ * than one each (a write per request was a visible share of the proxy's CPU time).
+ */
+export const DESTINATION_OPTIONS = Object.freeze({
+  sync: false,
+  minLength: 4096,
+  periodicFlush: 1000,
+})
+
+/** stdout, with `DESTINATION_OPTIONS`. */
 export function stdoutDestination(): DestinationStream {
-  return pino.destination({ dest: 1, sync: false })
+  return pino.destination({ dest: 1, ...DESTINATION_OPTIONS })
 }

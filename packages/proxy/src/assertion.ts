@@ -82,12 +82,11 @@ export async function createAssertionSigner(
   return {
     jwks,
     async sign(identity) {
-      const claims = identityClaims(identity)
-      const digest = createHash('sha256').update(JSON.stringify(claims)).digest('base64url')
+      const { claims, digest } = claimsOf(identity)
       const seconds = Math.floor(now() / 1000)
       const hit = cache.get(digest)
       if (hit !== undefined && seconds < hit.reuseUntil) return hit.jwt
-      const jwt = await new SignJWT(claims)
+      const jwt = await new SignJWT({ ...claims })
         .setProtectedHeader({ alg: ALGORITHM, kid, typ: ASSERTION_TYPE })
         .setIssuer(issuer)
         .setAudience(audience)
@@ -114,6 +113,29 @@ function boundedRoles(roles: ReadonlySet<string>): string[] {
     out.push(role)
   }
   return out
+}
+
+interface IdentityClaims {
+  readonly claims: Record<string, unknown>
+  /** SHA-256 of exactly these claims: the cache key of their assertion. */
+  readonly digest: string
+}
+
+/**
+ * The claims of each identity object, worked out once: the core hands out the same frozen
+ * identity for every request of a cached token or session, so the sort and hash are not redone.
+ */
+const claimsByIdentity = new WeakMap<Identity, IdentityClaims>()
+
+function claimsOf(identity: Identity): IdentityClaims {
+  let known = claimsByIdentity.get(identity)
+  if (known === undefined) {
+    const claims = identityClaims(identity)
+    const digest = createHash('sha256').update(JSON.stringify(claims)).digest('base64url')
+    known = { claims, digest }
+    claimsByIdentity.set(identity, known)
+  }
+  return known
 }
 
 /** Every claim of an assertion that depends on the identity. */
