@@ -15,6 +15,8 @@ import { join } from 'node:path'
 export interface FrontServer {
   readonly name: string
   readonly url: string
+  /** The process started; its workers are its children. */
+  readonly pid: number | undefined
   stop(): Promise<void>
 }
 
@@ -86,7 +88,7 @@ http {
   const child = pinned(core, '/usr/sbin/nginx', ['-c', conf, '-p', root])
   const url = `http://127.0.0.1:${port}/`
   await waitFor(url)
-  return { name: 'nginx', url, stop: () => stopped(child) }
+  return { name: 'nginx', url, pid: child.pid, stop: () => stopped(child) }
 }
 
 /** The provider's signing keys as PEM files, `kid#path` pairs for OIDCOAuthVerifyCertFiles. */
@@ -167,5 +169,5 @@ OIDCOAuthRemoteUserClaim sub
   const child = pinned(core, '/usr/sbin/apache2', ['-f', conf, '-DFOREGROUND'])
   const url = `http://127.0.0.1:${port}/`
   await waitFor(url, { authorization: `Bearer ${token}` })
-  return { name: 'apache', url, stop: () => stopped(child) }
+  return { name: 'apache', url, pid: child.pid, stop: () => stopped(child) }
 }

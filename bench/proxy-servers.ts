@@ -71,7 +71,8 @@ async function ssokit(
   const proxy = await startProxy(checked, {
     onEvent: () => {},
     // A file, as the front servers' access logs: not the pipe bench/proxy.ts reads the port from.
-    accessLog: pino.destination({ dest: log, sync: false }),
+    // Written as the command writes stdout (packages/proxy/src/access-log.ts).
+    accessLog: pino.destination({ dest: log, sync: false, minLength: 4096, periodicFlush: 1000 }),
     ...(store === undefined ? {} : { store }),
   })
   await proxy.auth.ready()

@@ -11,7 +11,9 @@
  * servers (as another host would); every server measured is pinned to core 1, where the others
  * sit idle ((a) is a second upstream there). Each is warmed up, then measured in alternating
  * rounds, keeping the best of each. Targets: (c) >= 2x (e), (c) >= 0.5x (b); a missed one is
- * printed NOT MET. The provider runs in this process and cannot answer while wrk runs, so every
+ * printed NOT MET. Each server's CPU time per request (its process and workers, from /proc) is
+ * printed too, and the same ratios from it: on a busy machine the requests/s follow the share of
+ * the core each server happened to get, while its cost per request hardly moves. The provider runs in this process and cannot answer while wrk runs, so every
  * server fetches its keys (and the session servers sign in) before the runs.
  *
  *   npm run bench -- proxy
@@ -29,7 +31,7 @@ import { freePort, startRedis } from '../test/support/redis.js'
 import { finishLogin } from '../test/support/session-redis.js'
 
 import { startApache, startNginx, type FrontServer } from './proxy-front.js'
-import { hasCommand, pin } from './wrk.js'
+import { cpuPerRequest, hasCommand, pin, treeCpuTicks } from './wrk.js'
 
 /** The development provider's demo client, which the servers use too. */
 const CLIENT_ID = 'demo-app'
@@ -43,12 +45,16 @@ interface Measured {
   rate: number
   /** Milliseconds. */
   p99: number
+  /** Microseconds of the server's CPU (all its processes) per request, when /proc tells. */
+  cpu: number | undefined
 }
 
 interface Target {
   readonly label: string
   readonly url: string
   readonly header: string | undefined
+  /** The server's process; its workers are its children. */
+  readonly pid: number | undefined
   best?: Measured
   /** Requests wrk gave up on, over every run. */
   timeouts?: number
@@ -57,7 +63,12 @@ interface Target {
 const children: ChildProcess[] = []
 const fronts: FrontServer[] = []
 
-function node(core: number, args: readonly string[]): Promise<number> {
+interface Started {
+  readonly port: number
+  readonly pid: number | undefined
+}
+
+function node(core: number, args: readonly string[]): Promise<Started> {
   const argv = ['--conditions=source', '--import', 'tsx', SERVERS, ...args]
   const child = spawn(
     pin ? 'taskset' : process.execPath,
@@ -71,7 +82,7 @@ function node(core: number, args: readonly string[]): Promise<number> {
     })
     createInterface({ input: child.stdout }).on('line', (line) => {
       const match = /^PORT (\d+)$/.exec(line)
-      if (match) resolve(Number(match[1]))
+      if (match) resolve({ port: Number(match[1]), pid: child.pid })
     })
   })
 }
@@ -82,9 +93,12 @@ function millis(value: string, unit: string): number {
 
 function wrk(args: readonly string[], target: Target): Measured {
   const argv = [...args, ...(target.header === undefined ? [] : ['-H', target.header]), target.url]
+  const before = treeCpuTicks(target.pid)
   const result = spawnSync(pin ? 'taskset' : 'wrk', pin ? ['-c', '0', 'wrk', ...argv] : argv, {
     encoding: 'utf8',
   })
+  const after = treeCpuTicks(target.pid)
+  const total = /(\d+) requests in/.exec(result.stdout)
   const rate = /Requests\/sec:\s+([\d.]+)/.exec(result.stdout)
   const p99 = /^\s+99%\s+([\d.]+)(us|ms|s)\s*$/m.exec(result.stdout)
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(result.stdout)
@@ -93,7 +107,11 @@ function wrk(args: readonly string[], target: Target): Measured {
   if (errors) throw new Error(`${target.label}: ${errors[1]} requests were rejected`)
   // A timeout (no answer in wrk's 2 s) is counted, not fatal: it happens on a loaded machine.
   target.timeouts = (target.timeouts ?? 0) + Number(timeouts?.[1] ?? 0)
-  return { rate: Number(rate[1]), p99: p99 ? millis(p99[1] ?? '0', p99[2] ?? 'ms') : NaN }
+  return {
+    rate: Number(rate[1]),
+    p99: p99 ? millis(p99[1] ?? '0', p99[2] ?? 'ms') : NaN,
+    cpu: cpuPerRequest(before, after, Number(total?.[1] ?? 0)),
+  }
 }
 
 async function sessionCookie(base: string, issuer: string): Promise<string> {
@@ -129,7 +147,7 @@ async function main(): Promise<void> {
 
     const alone = await node(1, ['upstream'])
     const backendPort = await node(0, ['upstream'])
-    const backend = `http://127.0.0.1:${backendPort}`
+    const backend = `http://127.0.0.1:${backendPort.port}`
     const log = (name: string) => join(dir, `${name}-access.log`)
     const ssokitMemory = await node(1, ['ssokit', backend, idp.issuer, log('ssokit-memory')])
     const ssokitRedis = await node(1, [
@@ -151,40 +169,41 @@ async function main(): Promise<void> {
     fronts.push(nginx)
     const apache = await startApache(dir, await freePort(), backend, idp.issuer, token, 1)
     fronts.push(apache)
-    const memoryBase = `http://localhost:${ssokitMemory}`
-    const redisBase = `http://localhost:${ssokitRedis}`
-    const at = (port: number) => `http://127.0.0.1:${port}/`
+    const memoryBase = `http://localhost:${ssokitMemory.port}`
+    const redisBase = `http://localhost:${ssokitRedis.port}`
+    const at = (server: Started) => ({ url: `http://127.0.0.1:${server.port}/`, pid: server.pid })
+    const front = (server: FrontServer) => ({ url: server.url, pid: server.pid })
 
     const targets: Target[] = [
-      { label: '(a) upstream alone (no proxy)', url: at(alone), header: undefined },
-      { label: '(b) nginx proxy_pass (no auth)', url: nginx.url, header: undefined },
+      { label: '(a) upstream alone (no proxy)', ...at(alone), header: undefined },
+      { label: '(b) nginx proxy_pass (no auth)', ...front(nginx), header: undefined },
       {
         label: '(c) ssokit proxy, bearer (headers + assertion)',
-        url: at(ssokitMemory),
+        ...at(ssokitMemory),
         header: bearer,
       },
       {
         label: '    the same without the signed assertion',
-        url: at(ssokitPlain),
+        ...at(ssokitPlain),
         header: bearer,
       },
       {
         label: '(d) ssokit proxy, session (memory)',
-        url: at(ssokitMemory),
+        ...at(ssokitMemory),
         header: `Cookie: ${await sessionCookie(memoryBase, idp.issuer)}`,
       },
       {
         label: '(d) ssokit proxy, session (Redis)',
-        url: at(ssokitRedis),
+        ...at(ssokitRedis),
         header: `Cookie: ${await sessionCookie(redisBase, idp.issuer)}`,
       },
       {
         label: '(e) Apache + mod_auth_openidc, bearer (1 header)',
-        url: apache.url,
+        ...front(apache),
         header: bearer,
       },
-      { label: 'engine: undici, bearer', url: at(undici), header: bearer },
-      { label: 'engine: http-proxy-3, bearer', url: at(httpProxy3), header: bearer },
+      { label: 'engine: undici, bearer', ...at(undici), header: bearer },
+      { label: 'engine: http-proxy-3, bearer', ...at(httpProxy3), header: bearer },
     ]
     // wrk runs synchronously, so the provider in this process cannot answer during a run: each
     // server fetches the provider's keys now, with one request.
@@ -201,9 +220,11 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       for (const target of round % 2 === 0 ? targets : [...targets].reverse()) {
         const run = wrk(WRK, target)
+        const cpu = [target.best?.cpu, run.cpu].filter((v) => v !== undefined)
         target.best = {
           rate: Math.max(target.best?.rate ?? 0, run.rate),
           p99: Math.min(target.best?.p99 ?? Infinity, run.p99),
+          cpu: cpu.length === 0 ? undefined : Math.min(...cpu),
         }
       }
     }
@@ -219,11 +240,11 @@ async function main(): Promise<void> {
       `load average (1 min) before ${before[0]?.toFixed(2) ?? '?'}, after ${after[0]?.toFixed(2) ?? '?'}`,
     )
     console.log(
-      `${'server'.padEnd(48)} ${'req/s'.padStart(9)} ${'p99 ms'.padStart(8)} ${'timeouts'.padStart(9)}`,
+      `${'server'.padEnd(48)} ${'req/s'.padStart(9)} ${'p99 ms'.padStart(8)} ${'timeouts'.padStart(9)} ${'CPU us/req'.padStart(11)}`,
     )
     for (const t of targets) {
       console.log(
-        `${t.label.padEnd(48)} ${(t.best?.rate ?? 0).toFixed(0).padStart(9)} ${(t.best?.p99 ?? NaN).toFixed(2).padStart(8)} ${String(t.timeouts ?? 0).padStart(9)}`,
+        `${t.label.padEnd(48)} ${(t.best?.rate ?? 0).toFixed(0).padStart(9)} ${(t.best?.p99 ?? NaN).toFixed(2).padStart(8)} ${String(t.timeouts ?? 0).padStart(9)} ${(t.best?.cpu ?? NaN).toFixed(1).padStart(11)}`,
       )
     }
     const rate = (label: string) => targets.find((t) => t.label.startsWith(label))?.best?.rate ?? 0
@@ -235,6 +256,18 @@ async function main(): Promise<void> {
       const met = value >= target
       console.log(
         `${label.padEnd(48)} ${value.toFixed(2)}x (target >= ${target}x) ${met ? 'met' : 'NOT MET'}`,
+      )
+    }
+    // CPU per request is what a busy machine distorts least: requests/s follow the share of the
+    // core each server happened to get, its cost per request does not.
+    const cpu = (label: string) =>
+      targets.find((t) => t.label.startsWith(label))?.best?.cpu ?? Number.NaN
+    for (const [label, value, target] of [
+      ['(c) / (e) by CPU per request', cpu('(e)') / cpu('(c)'), 2],
+      ['(c) / (b) by CPU per request', cpu('(b)') / cpu('(c)'), 0.5],
+    ] as const) {
+      console.log(
+        `${label.padEnd(48)} ${value.toFixed(2)}x (target >= ${target}x) ${value >= target ? 'met' : 'NOT MET'}`,
       )
     }
     console.log(

@@ -3,7 +3,7 @@
  * benchmarks. wrk runs on core 0 (`taskset`, when present) while servers are pinned to core 1.
  */
 import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 
 export function hasCommand(name: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0
@@ -32,6 +32,58 @@ function cpuTicks(pid: number | undefined): number | undefined {
   } catch {
     return undefined
   }
+}
+
+/** The parent of each process, from /proc (Linux). */
+function parents(): Map<number, number> {
+  const out = new Map<number, number>()
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      out.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]))
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out
+}
+
+/**
+ * User plus system CPU ticks of a process and every live descendant (nginx's and Apache's
+ * workers are children of the process started), or `undefined` where /proc does not tell.
+ */
+export function treeCpuTicks(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined
+  let ppid: Map<number, number>
+  try {
+    ppid = parents()
+  } catch {
+    return undefined
+  }
+  const tree = new Set([pid])
+  for (let grown = true; grown;) {
+    grown = false
+    for (const [child, parent] of ppid) {
+      if (tree.has(parent) && !tree.has(child)) {
+        tree.add(child)
+        grown = true
+      }
+    }
+  }
+  let total = 0
+  for (const member of tree) total += cpuTicks(member) ?? 0
+  return cpuTicks(pid) === undefined ? undefined : total
+}
+
+/** Microseconds of CPU per request from two tick counts, when both are known. */
+export function cpuPerRequest(
+  before: number | undefined,
+  after: number | undefined,
+  requests: number,
+): number | undefined {
+  if (before === undefined || after === undefined || requests === 0) return undefined
+  return ((after - before) * TICK_US) / requests
 }
 
 /** A wrk Lua script and the arguments it is given after `--`. */
