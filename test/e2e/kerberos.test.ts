@@ -621,6 +621,8 @@ function onTerminal(command: string, env: Record<string, string>) {
     },
     stdio: ['pipe', 'pipe', 'pipe'],
   })
+  // A terminal whose command has ended refuses what is still typed or closed (EPIPE).
+  child.stdin.on('error', () => undefined)
   let output = ''
   const waiting = new Set<() => void>()
   const collect = (chunk: Buffer) => {
