@@ -13,7 +13,6 @@
  */
 import { Agent, createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { pipeline } from 'node:stream/promises'
 
 import { createProxyServer } from 'http-proxy-3'
 import { pino } from 'pino'
@@ -81,21 +80,25 @@ async function ssokit(
 
 type Forward = (req: IncomingMessage, res: ServerResponse, user: string) => Promise<void> | void
 
-/** undici's Pool, as @ssokit/proxy uses it: keep-alive, the answer streamed back. */
+/** undici's Pool, as @ssokit/proxy uses it: keep-alive, the answer written by `stream` into `res`. */
 function undiciForward(origin: string): Forward {
   const pool = new Pool(origin, { connections: 64 })
   return async (req, res, user) => {
-    const answer = await pool.request({
-      path: req.url ?? '/',
-      method: req.method ?? 'GET',
-      headers: { 'x-forwarded-user': user },
-    })
-    res.statusCode = answer.statusCode
-    for (const [name, value] of Object.entries(answer.headers)) {
-      if (value !== undefined && name !== 'connection' && name !== 'keep-alive')
-        res.setHeader(name, value)
-    }
-    await pipeline(answer.body, res)
+    await pool.stream(
+      {
+        path: req.url ?? '/',
+        method: req.method ?? 'GET',
+        headers: { 'x-forwarded-user': user },
+      },
+      ({ statusCode, headers }) => {
+        res.statusCode = statusCode
+        for (const [name, value] of Object.entries(headers)) {
+          if (value !== undefined && name !== 'connection' && name !== 'keep-alive')
+            res.setHeader(name, value)
+        }
+        return res
+      },
+    )
   }
 }
 
