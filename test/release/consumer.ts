@@ -129,7 +129,7 @@ const saml: SamlAuth = createSamlAuth({
   publicUrl: 'https://app.example.org',
   secret: 'a session secret of at least thirty-two characters',
   entityId: 'https://app.example.org/sp',
-  idp: { url: 'https://mds.federation.example/aggregate.xml', entityId: 'https://idp.example.org' },
+  idp: { url: 'https://localhost:8443/aggregate.xml', entityId: 'https://idp.example.org' },
   attributes: { roles: 'entitlement' },
   store: new MemorySessionStore(),
 })
