@@ -21,13 +21,14 @@ import {
 } from '@ssokit/client'
 import { MemorySessionStore, SsoError } from '@ssokit/core'
 import { CookieJar, startIdp, type IdpConfig, type RunningIdp } from '@ssokit/idp'
-import { loadProxyConfig, startProxy, type RunningProxy } from '@ssokit/proxy'
+import type { RunningProxy } from '@ssokit/proxy'
 import { execFile, spawn } from 'node:child_process'
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startDemo, startDemoApp, type RunningDemoApp } from '../../packages/cli/src/demo/index.js'
 import { startKdc, type RunningKdc } from '../support/kdc.js'
-import { freePort, tempDir } from '../support/redis.js'
+import { tempDir } from '../support/redis.js'
+import { startProxyFor } from '../support/proxy.js'
 import { startUwsgi, type RunningUwsgi } from '../support/uwsgi.js'
 
 const OTP_SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
@@ -826,35 +827,6 @@ describe('ssokit demo with Kerberos', () => {
   })
 })
 
-/** `ssokit proxy` in front of `upstream` for the realm's demo-app client, on a free port. */
-async function startProxyFor(
-  upstream: string,
-  host = 'localhost',
-): Promise<{ proxy: RunningProxy; base: string }> {
-  // A free port can be taken between the probe and the proxy's bind: try another.
-  for (let attempt = 0; ; attempt++) {
-    const port = await freePort()
-    const base = `http://${host}:${port}`
-    const config = await loadProxyConfig({
-      flags: {
-        upstream,
-        issuer: idp.issuer,
-        'client-id': 'demo-app',
-        'public-url': base,
-        port,
-        host: '127.0.0.1',
-        'access-log': 'off',
-      },
-      env: { OIDC_CLIENT_SECRET: 'demo-app-secret' },
-    })
-    try {
-      return { proxy: await startProxy(config, { onEvent: () => {} }), base }
-    } catch (error) {
-      if (attempt >= 2 || (error as { code?: unknown }).code !== 'EADDRINUSE') throw error
-    }
-  }
-}
-
 describe('ssokit cookie behind ssokit proxy', () => {
   let upstream: RunningUwsgi
   let proxy: RunningProxy
@@ -863,7 +835,9 @@ describe('ssokit cookie behind ssokit proxy', () => {
 
   before(async () => {
     upstream = await startUwsgi()
-    ;({ proxy, base } = await startProxyFor(upstream.origin))
+    ;({ proxy, base } = await startProxyFor(idp.issuer, upstream.origin, {
+      flags: { 'access-log': 'off' },
+    }))
   })
 
   after(async () => {
@@ -915,7 +889,10 @@ describe('ssokit cookie behind ssokit proxy', () => {
   it('signs in at a second proxied application with the same file, without Kerberos', async () => {
     // Another host name: cookies do not tell ports apart, so two proxies on one host name would
     // share one session cookie (in a browser too).
-    const other = await startProxyFor(upstream.origin, '127.0.0.1')
+    const other = await startProxyFor(idp.issuer, upstream.origin, {
+      host: '127.0.0.1',
+      flags: { 'access-log': 'off' },
+    })
     try {
       const file = join(home, 'cookies.txt')
       const exchanges = idp.kerberosExchanges

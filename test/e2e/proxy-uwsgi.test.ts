@@ -9,9 +9,9 @@ import assert from 'node:assert/strict'
 import { request } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import { CookieJar, DEFAULT_IDP_CONFIG, startIdp, type RunningIdp } from '@ssokit/idp'
-import { loadProxyConfig, startProxy, type RunningProxy } from '@ssokit/proxy'
-import { freePort } from '../support/redis.js'
+import type { RunningProxy } from '@ssokit/proxy'
 import { finishLogin } from '../support/session-redis.js'
+import { startProxyFor } from '../support/proxy.js'
 import { startUwsgi, type RunningUwsgi } from '../support/uwsgi.js'
 
 /** Role names as long as real group names (`cern-it-...-members`). */
@@ -34,27 +34,6 @@ let uwsgi: RunningUwsgi
 let proxy: RunningProxy
 let adfs: RunningProxy
 let token = ''
-
-async function startProxyFor(
-  upstream: string,
-  extra: Record<string, string> = {},
-): Promise<{ proxy: RunningProxy; base: string }> {
-  const port = await freePort()
-  const base = `http://localhost:${port}`
-  const config = await loadProxyConfig({
-    flags: {
-      upstream,
-      issuer: idp.issuer,
-      'client-id': 'demo-app',
-      'public-url': base,
-      port,
-      host: '127.0.0.1',
-      ...extra,
-    },
-    env: { OIDC_CLIENT_SECRET: 'demo-app-secret' },
-  })
-  return { proxy: await startProxy(config, { onEvent: () => {} }), base }
-}
 
 /** Signs `username` in through a proxy the way a browser does; the jar holds the session. */
 async function signIn(base: string, username: string): Promise<CookieJar> {
@@ -126,9 +105,9 @@ before(async () => {
     },
   })
   uwsgi = await startUwsgi()
-  ;({ proxy, base } = await startProxyFor(uwsgi.origin))
-  ;({ proxy: adfs, base: adfsBase } = await startProxyFor(uwsgi.origin, {
-    'header-preset': 'shibboleth-adfs',
+  ;({ proxy, base } = await startProxyFor(idp.issuer, uwsgi.origin))
+  ;({ proxy: adfs, base: adfsBase } = await startProxyFor(idp.issuer, uwsgi.origin, {
+    flags: { 'header-preset': 'shibboleth-adfs' },
   }))
   const response = await fetch(`${idp.issuer}/protocol/openid-connect/token`, {
     method: 'POST',
