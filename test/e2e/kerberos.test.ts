@@ -886,6 +886,29 @@ describe('ssokit cookie behind ssokit proxy', () => {
     assert.doesNotMatch(headers.HTTP_COOKIE ?? '', /ssokit/)
   })
 
+  it("session.fetch sends the caller's headers to the application and never to the provider, and stops on its signal", async () => {
+    const session = await cookieSession(`${base}/`, {
+      issuer: idp.issuer,
+      login: kerberosAuth({ ccache: aliceCache }),
+    })
+    assert.equal(session.status, 200)
+    const page = await session.fetch(`${base}/reports/`, {
+      headers: { accept: 'application/json', 'x-report-format': 'wide', cookie: 'forged=1' },
+    })
+    assert.equal(page.status, 200)
+    const { headers } = (await page.json()) as { headers: Record<string, string> }
+    assert.equal(headers.HTTP_X_REPORT_FORMAT, 'wide')
+    assert.equal(headers.HTTP_ACCEPT, 'application/json', "the caller's headers win")
+    assert.equal(headers.HTTP_X_FORWARDED_USER, 'alice')
+    assert.doesNotMatch(headers.HTTP_COOKIE ?? '', /forged/, 'the jar alone sets the cookies')
+
+    const aborted = new AbortController()
+    aborted.abort()
+    await assert.rejects(session.fetch(`${base}/reports/`, { signal: aborted.signal }), {
+      name: 'AbortError',
+    })
+  })
+
   it('signs in at a second proxied application with the same file, without Kerberos', async () => {
     // Another host name: cookies do not tell ports apart, so two proxies on one host name would
     // share one session cookie (in a browser too).

@@ -15,7 +15,7 @@ import { type ClientExpertOptions, fail, issuerOf } from '../options.js'
 import type { KerberosAuth } from '../kerberos/auth.js'
 import { navigationFetch } from '../kerberos/navigate.js'
 import { OtpSession } from '../kerberos/otp.js'
-import { walk, type WalkContext, type WalkEnd } from '../kerberos/walk.js'
+import { walk, type CallerRequest, type WalkContext, type WalkEnd } from '../kerberos/walk.js'
 
 export interface CookieSessionOptions {
   /** The single sign-on provider's issuer URL; or `cern: true`. Only it is sent Kerberos tokens. */
@@ -40,14 +40,18 @@ export interface CookieSession {
   readonly principal: string | undefined
   /** Every cookie held, for writing a cookie file. */
   cookies(): Promise<Cookie[]>
-  /** `fetch` with these cookies, signing in again when the site's session has ended. */
+  /**
+   * `fetch` with these cookies, signing in again when the site's session has ended. `GET` and
+   * `HEAD` go out as page loads; the caller's headers override those, and go to the site's
+   * origin only; `signal` ends the request and any sign-in under way.
+   */
   readonly fetch: typeof fetch
 }
 
 const CALLER = 'cookieSession'
 
 interface Prepared {
-  readonly context: (kerberos: boolean) => WalkContext
+  readonly context: (kerberos: boolean, request?: CallerRequest) => WalkContext
 }
 
 function prepare(
@@ -65,7 +69,7 @@ function prepare(
   const fetchImpl = expert.fetch ?? navigationFetch
   const auth = options.login.options
   return {
-    context: (kerberos) => ({
+    context: (kerberos, request) => ({
       fetch: fetchImpl,
       jar,
       provider,
@@ -79,6 +83,7 @@ function prepare(
       }),
       log,
       kerberos,
+      ...(request === undefined ? {} : { request }),
     }),
   }
 }
@@ -88,11 +93,12 @@ async function reach(
   prepared: Prepared,
   url: URL,
   state: { principal: string | undefined },
+  request?: CallerRequest,
 ): Promise<Extract<WalkEnd, { kind: 'page' }>> {
   const never = () => false
-  let end = await walk(prepared.context(false), url, never, state)
+  let end = await walk(prepared.context(false, request), url, never, state)
   if (end.kind === 'login_needed') {
-    end = await walk(prepared.context(true), end.resume ?? url, never, state)
+    end = await walk(prepared.context(true, request), end.resume ?? url, never, state)
   }
   if (end.kind !== 'page') {
     throw new SsoError(
@@ -142,7 +148,11 @@ function cookieFetch(prepared: Prepared, state: { principal: string | undefined 
     const url = new URL(input instanceof Request ? input.url : String(input))
     const method = (init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase()
     if (method === 'GET' || method === 'HEAD') {
-      const end = await reach(prepared, url, state)
+      const headers = new Headers(input instanceof Request ? input.headers : undefined)
+      for (const [name, value] of new Headers(init?.headers)) headers.set(name, value)
+      const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined)
+      const request = { origin: url.origin, headers, signal: signal ?? undefined }
+      const end = await reach(prepared, url, state, request)
       return new Response(method === 'HEAD' ? null : end.body, {
         status: end.status,
         headers: end.headers,

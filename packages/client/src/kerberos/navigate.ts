@@ -17,7 +17,10 @@ export const navigationFetch: typeof fetch = (input, init) =>
     const body = typeof init?.body === 'string' ? init.body : undefined
     if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body))
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest
-    const req = send(url, { method: init?.method ?? 'GET', headers, timeout: 30_000 }, (res) => {
+    const signal = init?.signal ?? undefined
+    const options = { method: init?.method ?? 'GET', headers, timeout: 30_000 }
+    // Node's own `signal` option also ends a request whose signal was aborted before it began.
+    const req = send(url, signal === undefined ? options : { ...options, signal }, (res) => {
       const out = new Headers()
       for (let i = 0; i < res.rawHeaders.length; i += 2) {
         out.append(res.rawHeaders[i] ?? '', res.rawHeaders[i + 1] ?? '')
@@ -37,9 +40,5 @@ export const navigationFetch: typeof fetch = (input, init) =>
       req.destroy(new Error(`no answer from ${url.origin} within 30 s`))
     })
     req.on('error', reject)
-    const signal = init?.signal
-    if (signal) {
-      signal.addEventListener('abort', () => req.destroy(signal.reason as Error), { once: true })
-    }
     req.end(body)
   })

@@ -29,7 +29,23 @@ export interface WalkContext {
   readonly log: Logger
   /** May the walk use Kerberos? `false` to try the provider session's cookies alone. */
   readonly kerberos: boolean
+  /** A caller's own request (a cookie session's `fetch`): see `CallerRequest`. */
+  readonly request?: CallerRequest
 }
+
+/**
+ * What the caller of a cookie session's `fetch` asked for: its headers go to the site's own
+ * origin only, never to the provider or elsewhere, and never in place of the jar's cookies; its
+ * signal ends the walk.
+ */
+export interface CallerRequest {
+  readonly origin: string
+  readonly headers: Headers
+  readonly signal: AbortSignal | undefined
+}
+
+/** Header names a caller cannot set on the walk's requests: the walk's own. */
+const WALK_HEADERS: ReadonlySet<string> = new Set(['cookie', 'content-type', 'content-length'])
 
 export type WalkEnd =
   /** A redirect to a URL the caller stops at (its redirect URI), not followed. */
@@ -137,6 +153,12 @@ export async function walk(
       'sec-fetch-mode': 'navigate',
       'sec-fetch-dest': 'document',
     })
+    const caller = context.request
+    if (caller !== undefined && url.origin === caller.origin && url.origin !== providerOrigin) {
+      for (const [name, value] of caller.headers) {
+        if (!WALK_HEADERS.has(name)) headers.set(name, value)
+      }
+    }
     const cookie = await context.jar.getCookieString(url.href)
     if (cookie !== '') headers.set('cookie', cookie)
     if (step.authorization !== undefined) headers.set('authorization', step.authorization)
@@ -147,9 +169,11 @@ export async function walk(
         method: step.method,
         headers,
         ...(step.body === undefined ? {} : { body: step.body.toString() }),
+        ...(context.request?.signal === undefined ? {} : { signal: context.request.signal }),
         redirect: 'manual',
       })
     } catch (cause) {
+      if (context.request?.signal?.aborted === true) throw cause
       throw new SsoError('provider_unavailable', `${url.origin} cannot be reached.`, { cause })
     }
     for (const line of response.headers.getSetCookie()) {
