@@ -193,7 +193,10 @@ describe('SAML sign-in through SimpleSAMLphp in Chromium', () => {
     const dir = tempDir('ssokit-saml-proxy-')
     writeFileSync(join(dir, 'sp-cert.pem'), proxySp.cert)
     writeFileSync(join(dir, 'sp-key.pem'), proxySp.key)
+    // The login name from another attribute than the default eppn, as the config file says.
+    writeFileSync(join(dir, 'proxy.yaml'), 'samlAttributes:\n  username: uid\n')
     const config = await loadProxyConfig({
+      file: join(dir, 'proxy.yaml'),
       env: {
         SSOKIT_UPSTREAM: echo.url,
         SSOKIT_PUBLIC_URL: proxyUrl,
@@ -216,7 +219,7 @@ describe('SAML sign-in through SimpleSAMLphp in Chromium', () => {
       await signInAtForm(page)
       await page.waitForURL(`${proxyUrl}/headers`)
       const headers = JSON.parse((await page.textContent('body')) ?? '{}') as Record<string, string>
-      assert.equal(headers['remote-user'], 'jdoe@example.org')
+      assert.equal(headers['remote-user'], 'jdoe', 'samlAttributes.username picked uid')
       assert.equal(headers.eppn, 'jdoe@example.org')
       assert.equal(headers.mail, 'jane.doe@example.org')
       assert.equal(headers.displayname, 'Jane Doe')

@@ -62,6 +62,15 @@ export interface AssertionKeyConfig {
   readonly kid: string
 }
 
+/** Attribute names (OIDs, Names, FriendlyNames or attribute-map ids) per identity field. */
+export interface ProxySamlAttributes {
+  readonly subject?: string
+  readonly username?: readonly string[]
+  readonly email?: readonly string[]
+  readonly name?: readonly string[]
+  readonly roles?: readonly string[]
+}
+
 /** Sign-in through a SAML 2.0 IdP instead of OpenID Connect (`@ssokit/saml`). */
 export interface ProxySamlConfig {
   /** The IdP metadata: a URL (read again hourly) or a file, and the certificate it must be signed with. */
@@ -69,6 +78,8 @@ export interface ProxySamlConfig {
     readonly metadataCert?: string
   }
   readonly entityId: string
+  /** Which SAML attributes fill the identity (`samlAttributes`); default: `@ssokit/saml`'s. */
+  readonly attributes: ProxySamlAttributes | undefined
   /** PEM texts read from the configured files; both or neither. */
   readonly certificate: string | undefined
   readonly privateKey: string | undefined
@@ -159,6 +170,7 @@ const SOURCES = {
   samlEntityId: { flag: 'saml-entity-id', env: ['SSOKIT_SAML_ENTITY_ID'] },
   samlCertificateFile: { flag: 'saml-cert-file', env: ['SSOKIT_SAML_CERT_FILE'] },
   samlPrivateKeyFile: { flag: 'saml-key-file', env: ['SSOKIT_SAML_KEY_FILE'] },
+  samlAttributes: { flag: undefined, env: [] },
   tlsCert: { flag: 'tls-cert', env: ['SSOKIT_TLS_CERT'] },
   tlsKey: { flag: 'tls-key', env: ['SSOKIT_TLS_KEY'] },
   httpRedirectPort: { flag: 'http-redirect-port', env: ['SSOKIT_HTTP_REDIRECT_PORT'] },
@@ -244,6 +256,18 @@ function list(expected: string, problem: (entry: string) => string | undefined) 
   )
 }
 
+const ATTRIBUTE_NAMES_ERROR = 'must be an attribute name or a non-empty list of them'
+/** One attribute name or a list of them, the first one present winning. */
+const attributeNames = z
+  .union(
+    [
+      z.string().min(1, { error: ATTRIBUTE_NAMES_ERROR }),
+      z.array(z.string().min(1)).min(1, { error: ATTRIBUTE_NAMES_ERROR }),
+    ],
+    { error: ATTRIBUTE_NAMES_ERROR },
+  )
+  .transform((value) => Object.freeze(typeof value === 'string' ? [value] : [...value]))
+
 const SCHEMA = z
   .object({
     upstream: origin('an http or https origin such as http://127.0.0.1:8000 (no path)', {
@@ -273,6 +297,18 @@ const SCHEMA = z
     samlEntityId: text('the SP entity id, a URI').optional(),
     samlCertificateFile: text('a PEM certificate file').optional(),
     samlPrivateKeyFile: text('a PEM private key file').optional(),
+    samlAttributes: z
+      .strictObject(
+        {
+          subject: text('an attribute name').optional(),
+          username: attributeNames.optional(),
+          email: attributeNames.optional(),
+          name: attributeNames.optional(),
+          roles: attributeNames.optional(),
+        },
+        { error: 'must map subject, username, email, name or roles to attribute names' },
+      )
+      .optional(),
     publicUrl: origin(
       'the https origin browsers use to reach the proxy, such as https://my-app.example (http only for localhost)',
       { httpOnlyOnLoopback: true },
@@ -736,6 +772,9 @@ async function samlConfig(
     readonly samlEntityId?: string | undefined
     readonly samlCertificateFile?: string | undefined
     readonly samlPrivateKeyFile?: string | undefined
+    readonly samlAttributes?:
+      | { readonly [Field in keyof ProxySamlAttributes]?: ProxySamlAttributes[Field] | undefined }
+      | undefined
   },
   located: ReadonlyMap<Key, Located>,
 ): Promise<ProxySamlConfig | undefined> {
@@ -767,6 +806,14 @@ async function samlConfig(
       ...(metadataCert === undefined ? {} : { metadataCert }),
     }),
     entityId: parsed.samlEntityId,
+    attributes:
+      parsed.samlAttributes === undefined
+        ? undefined
+        : (Object.freeze(
+            Object.fromEntries(
+              Object.entries(parsed.samlAttributes).filter(([, names]) => names !== undefined),
+            ),
+          ) as ProxySamlAttributes),
     certificate: certFile === undefined ? undefined : await read(certFile, 'samlCertificateFile'),
     privateKey: keyFile === undefined ? undefined : await read(keyFile, 'samlPrivateKeyFile'),
   })

@@ -28,6 +28,7 @@ export async function createSamlProxyAuth(
     prefix: config.prefix,
     entityId: saml.entityId,
     idp: saml.idp,
+    ...(saml.attributes === undefined ? {} : { attributes: saml.attributes }),
     ...(saml.certificate === undefined ? {} : { certificate: saml.certificate }),
     ...(saml.privateKey === undefined ? {} : { privateKey: saml.privateKey }),
     ...(store === undefined ? {} : { store }),

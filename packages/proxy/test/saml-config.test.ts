@@ -77,6 +77,39 @@ describe('proxy: SAML sign-in and the shibboleth preset', () => {
     )
   })
 
+  it('samlAttributes in the file picks the attributes of each identity field; a wrong one stops start-up naming it', async () => {
+    const file = join(dir, 'proxy.yaml')
+    await writeFile(
+      file,
+      [
+        'samlAttributes:',
+        '  subject: urn:oid:1.3.6.1.4.1.5923.1.1.1.6',
+        '  username: uid',
+        '  roles: [isMemberOf, entitlement]',
+        '',
+      ].join('\n'),
+    )
+    const config = await loadProxyConfig({ file, env: BASE })
+    assert.deepEqual(config.saml?.attributes, {
+      subject: 'urn:oid:1.3.6.1.4.1.5923.1.1.1.6',
+      username: ['uid'],
+      roles: ['isMemberOf', 'entitlement'],
+    })
+    assert.equal((await loadProxyConfig({ env: BASE })).saml?.attributes, undefined)
+    for (const [yaml, problem] of [
+      ['samlAttributes:\n  groups: isMemberOf\n', /samlAttributes/],
+      ['samlAttributes:\n  roles: []\n', /samlAttributes\.roles.*attribute name/],
+      ['samlAttributes:\n  subject: ""\n', /samlAttributes\.subject/],
+    ] as const) {
+      await writeFile(file, yaml)
+      await assert.rejects(
+        loadProxyConfig({ file, env: BASE }),
+        (error: unknown) => error instanceof ProxyConfigError && problem.test(error.message),
+        yaml,
+      )
+    }
+  })
+
   it('the shibboleth preset sends REMOTE_USER and attribute-map headers the way mod_shib does', async () => {
     const config = await loadProxyConfig({ env: { ...BASE, SSOKIT_HEADER_PRESET: 'shibboleth' } })
     assert.equal(config.headers.names.username, 'Remote-User')
