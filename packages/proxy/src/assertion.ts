@@ -5,7 +5,7 @@
  *
  * Signing is the most expensive step of a request that is otherwise a cache hit, so one signed
  * assertion serves every request of the same identity for the first part of its lifetime: it is
- * cached under a hash of exactly the claims it carries, so any change of identity signs anew.
+ * cached under a hash of exactly the claims it carries, so a changed identity signs anew.
  */
 import { createHash, randomUUID } from 'node:crypto'
 import type { Identity } from '@ssokit/core'

@@ -809,11 +809,8 @@ async function samlConfig(
     attributes:
       parsed.samlAttributes === undefined
         ? undefined
-        : (Object.freeze(
-            Object.fromEntries(
-              Object.entries(parsed.samlAttributes).filter(([, names]) => names !== undefined),
-            ),
-          ) as ProxySamlAttributes),
+        : // The schema leaves out absent keys; only its type allows them to be undefined.
+          (Object.freeze({ ...parsed.samlAttributes }) as ProxySamlAttributes),
     certificate: certFile === undefined ? undefined : await read(certFile, 'samlCertificateFile'),
     privateKey: keyFile === undefined ? undefined : await read(keyFile, 'samlPrivateKeyFile'),
   })

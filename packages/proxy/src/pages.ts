@@ -32,6 +32,14 @@ export function wantsJson(req: IncomingMessage): boolean {
   )
 }
 
+/** The proxy's own HTML page: `title` and paragraphs that are HTML already (escaped by the caller). */
+export function pageHtml(title: string, paragraphs: readonly string[]): string {
+  return (
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title></head>` +
+    `<body><h1>${title}</h1>${paragraphs.map((html) => `<p>${html}</p>`).join('')}</body></html>`
+  )
+}
+
 export function sendError(
   req: IncomingMessage,
   res: ServerResponse,
@@ -49,8 +57,5 @@ export function sendError(
   }
   res.setHeader('content-type', 'text/html; charset=utf-8')
   res.setHeader('content-security-policy', "default-src 'none'")
-  res.end(
-    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title></head>` +
-      `<body><h1>${title}</h1><p>${text}</p></body></html>`,
-  )
+  res.end(pageHtml(title, [text]))
 }

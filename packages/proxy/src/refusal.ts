@@ -1,9 +1,10 @@
 /**
  * The 403 answer to a signed-in request that a rule refuses, saying what the rule requires: the
  * user can ask for the right role, and a script's author sees which claim to fix. Only the
- * rule's own requirement is named, never any role or claim the user holds.
+ * rule's own requirement is named, never a role or claim the user holds.
  */
 import type { ResponseParts } from '@ssokit/core'
+import { pageHtml } from './pages.js'
 import { AccessDenied, type Requirement } from './rules.js'
 
 function escapeHtml(text: string): string {
@@ -51,7 +52,7 @@ function isJson(parts: ResponseParts): boolean {
 
 /**
  * `parts` (the authenticator's 403, with its status and `WWW-Authenticate`) with a body that
- * names the unmet requirement; any other answer unchanged.
+ * names the unmet requirement; other answers unchanged.
  */
 export function explainRefusal(error: unknown, parts: ResponseParts): ResponseParts {
   if (!(error instanceof AccessDenied) || parts.status !== 403) return parts
@@ -73,8 +74,9 @@ export function explainRefusal(error: unknown, parts: ResponseParts): ResponsePa
       'content-type': 'text/html; charset=utf-8',
       'content-security-policy': "default-src 'none'",
     },
-    body:
-      '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Access denied</title></head>' +
-      `<body><h1>Access denied</h1><p>You are signed in, but your account does not meet this page's rule.</p><p>${escapeHtml(text)}</p></body></html>`,
+    body: pageHtml('Access denied', [
+      "You are signed in, but your account does not meet this page's rule.",
+      escapeHtml(text),
+    ]),
   }
 }

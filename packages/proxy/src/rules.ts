@@ -137,7 +137,7 @@ function claimMatches(value: unknown, accepted: readonly ClaimValue[]): boolean 
   return Array.isArray(value) ? value.some(one) : one(value)
 }
 
-/** What a refused request lacked, from the rule alone: never any of the user's own claims. */
+/** What a refused request lacked, from the rule alone: never one of the user's own claims. */
 export type Requirement =
   | { readonly kind: 'roles'; readonly roles: readonly string[] }
   | { readonly kind: 'groups'; readonly groups: readonly string[] }

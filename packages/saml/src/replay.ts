@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto'
 import { asStoreError } from '@ssokit/core/session-kit'
 import type { ResolvedSamlConfig } from './options.js'
 
-/** The longest any id is kept, whatever the message's own validity says. */
+/** The longest an id is kept, whatever the message's own validity says. */
 export const MAX_REPLAY_WINDOW_S = 24 * 3600
 
 export type ReplayKind = 'saml-assertion' | 'saml-logout'

@@ -13,12 +13,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { SsoError } from '@ssokit/core/errors'
 
 import { CREDENTIAL_VERSION, type Credential, type CredentialKey } from '../credential.js'
-import { loadWriteFileAtomic } from '../lazy.js'
+import { loadLockfile, loadWriteFileAtomic } from '../lazy.js'
 import type { Logger } from '../log.js'
-
-// Loaded on the first lock, not with the module: reading a fresh token needs no lock, and that
-// read is all `ssokit token` does on most calls (it must start fast).
-const loadLockfile = () => import('proper-lockfile')
 
 const DIRECTORY_MODE = 0o700
 const FILE_MODE = 0o600

@@ -43,7 +43,7 @@ export interface CookieSession {
   /**
    * `fetch` with these cookies, signing in again when the site's session has ended. `GET` and
    * `HEAD` go out as page loads; the caller's headers override those, and go to the site's
-   * origin only; `signal` ends the request and any sign-in under way.
+   * origin only; `signal` ends the request and a sign-in under way.
    */
   readonly fetch: typeof fetch
 }

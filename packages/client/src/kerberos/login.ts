@@ -65,7 +65,7 @@ async function runKerberosLogin(
   env: Readonly<Record<string, string | undefined>>,
   pages: typeof fetch,
 ): Promise<Credential> {
-  // Every such login needs the module: without it, say so before any page is asked for.
+  // Every such login needs the module: without it, say so before the first page is asked for.
   await kerberosModule()
   const { provider, key, runtime } = context
   const metadata = await provider.metadata()
