@@ -25,6 +25,11 @@ function errorCode(error: unknown): string {
   return typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : ''
 }
 
+/** Methods a proxy may send again when the connection closed before any answer (RFC 9110 9.2.2). */
+const RESENDABLE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS'])
+/** A connection the upstream closed under a request, before any byte of its answer. */
+const CLOSED_CONNECTION: ReadonlySet<string> = new Set(['UND_ERR_SOCKET', 'ECONNRESET'])
+
 const TIMEOUTS: ReadonlySet<string> = new Set([
   'UND_ERR_HEADERS_TIMEOUT',
   'UND_ERR_CONNECT_TIMEOUT',
@@ -82,13 +87,15 @@ export class Upstream {
       cancel.emit('abort')
     }
     res.once('close', onClose)
-    try {
-      await this.#pool.stream(
+    const method = req.method ?? 'GET'
+    const body = hasBody(req) ? req : null
+    const send = () =>
+      this.#pool.stream(
         {
           path,
-          method: req.method ?? 'GET',
+          method,
           headers,
-          body: hasBody(req) ? req : null,
+          body,
           signal: cancel,
           headersTimeout: this.#timeoutMs,
           bodyTimeout: this.#timeoutMs,
@@ -101,6 +108,22 @@ export class Upstream {
           return res
         },
       )
+    try {
+      try {
+        await send()
+      } catch (error) {
+        // An upstream that closes each connection after its answer without saying so (uWSGI's
+        // http-socket) can close a kept-alive one just as the next request goes out. A request
+        // without a body that may be sent twice is sent once more.
+        const retry =
+          !state.answered &&
+          !state.clientClosed &&
+          body === null &&
+          RESENDABLE_METHODS.has(method) &&
+          CLOSED_CONNECTION.has(errorCode(error))
+        if (!retry) throw error
+        await send()
+      }
     } catch (error) {
       if (state.clientClosed || (!state.answered && res.destroyed)) {
         if (!state.answered) settle('client_closed')

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { CookieJar, DEFAULT_IDP_CONFIG } from '@ssokit/idp'
@@ -500,6 +501,57 @@ describe('ssokit proxy: upstream failures', () => {
       assert.match(page.headers.get('content-type') ?? '', /text\/html/)
     } finally {
       await rig.close()
+    }
+  })
+
+  it('sends a GET once more when the upstream closed its kept-alive connection under it, never a POST', async () => {
+    // As uWSGI's http-socket: an HTTP/1.1 answer without `Connection: close`, then the
+    // connection is closed; here the close waits for the next request, so the race is certain.
+    const { createServer } = await import('node:net')
+    let requests = 0
+    const upstream = createServer((socket) => {
+      let answered = false
+      socket.on('data', () => {
+        requests++
+        if (answered) {
+          socket.destroy()
+          return
+        }
+        answered = true
+        socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\n\r\nok\n')
+      })
+      socket.on('error', () => undefined)
+    })
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
+    const { port } = upstream.address() as AddressInfo
+    const rig = await startRig({ upstream: `http://127.0.0.1:${port}` })
+    try {
+      const jar = await signIn(rig, 'alice')
+      for (let i = 0; i < 3; i++) {
+        const answer = await jar.fetch(`${rig.base}/page`, { headers: { accept: 'text/plain' } })
+        assert.equal(answer.status, 200, `GET ${i}`)
+        assert.equal(await answer.text(), 'ok\n')
+      }
+      assert.ok(requests >= 4, 'a GET met a closed connection and was sent again')
+      const statuses: number[] = []
+      for (let i = 0; i < 2; i++) {
+        const before = requests
+        const answer = await jar.fetch(`${rig.base}/form`, {
+          method: 'POST',
+          body: `a=${i}`,
+          headers: { accept: 'application/json' },
+        })
+        await answer.arrayBuffer()
+        statuses.push(answer.status)
+        assert.equal(requests, before + 1, 'a POST is sent once')
+      }
+      assert.ok(
+        statuses.includes(502),
+        `a POST on a closed connection is a 502: ${statuses.join()}`,
+      )
+    } finally {
+      await rig.close()
+      upstream.close()
     }
   })
 
